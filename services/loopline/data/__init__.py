@@ -1,0 +1,1 @@
+"""Loaders that turn real reference datasets (shipped inside packages) into Feast sources."""

@@ -1,0 +1,1 @@
+"""Feast glue: the only package that imports Feast."""

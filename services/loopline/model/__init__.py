@@ -1,0 +1,1 @@
+"""Pure PyTorch: preprocessing, networks, training, evaluation, artifacts. No serving imports."""
