@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
-from loopline.data.prepare import prepare
+from loopline.data.prepare import prepare, read_manifest
+from loopline.features.store import apply, materialize
+from loopline.jobs.training import TrainOutcome, run_training
+from loopline.model.spec import ModelSpec, load_spec
 from loopline.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -37,3 +42,42 @@ def repo_settings(tmp_path: Path, prepared_data: Path) -> Settings:
     repo = copy_feature_repo(tmp_path / "feature_repo")
     shutil.copytree(prepared_data, repo / "data")
     return Settings(feature_repo=repo, home=tmp_path / "home")
+
+
+def fast_spec_file(directory: Path) -> Path:
+    """The shipped flight-delay spec on a shorter window and two epochs: same code path,
+    a fraction of the time. Used wherever a test needs *a* trained model, not a good one."""
+    spec = yaml.safe_load((REPO_ROOT / "services/loopline/specs/flight-delay.yaml").read_text())
+    spec["split"] = {
+        "start": "2013-01-01",
+        "validation_start": "2013-02-15",
+        "holdout_start": "2013-03-01",
+        "end": "2013-03-15",
+    }
+    spec["training"].update(epochs=2, reference_rows=500)
+    spec["promotion"].update(min_value=0.0, max_gap_to_baseline=1.0)
+    path = directory / "flight-delay-fast.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@dataclass(frozen=True)
+class TrainedSetup:
+    settings: Settings
+    spec: ModelSpec
+    outcome: TrainOutcome
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory, prepared_data: Path) -> TrainedSetup:
+    """A feature repo applied and materialized on SQLite, and a fast model registered as
+    champion: the state `make demo` leaves, in miniature. Shared by the whole session."""
+    root = tmp_path_factory.mktemp("trained")
+    repo = copy_feature_repo(root / "feature_repo")
+    shutil.copytree(prepared_data, repo / "data")
+    settings = Settings(feature_repo=repo, home=root / "home")
+    apply(settings)
+    manifest = read_manifest(settings)
+    materialize(settings, manifest.start, manifest.live_from)
+    spec = load_spec(fast_spec_file(root))
+    return TrainedSetup(settings, spec, run_training(settings, spec))
