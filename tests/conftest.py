@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from loopline.features.store import apply, materialize
 from loopline.jobs.training import TrainOutcome, run_training
 from loopline.model.spec import ModelSpec, load_spec
 from loopline.settings import Settings
+from tests.redis_server import running_redis
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FEATURE_REPO = REPO_ROOT / "feature_repo"
@@ -81,3 +83,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory, prepared_data: Path) -> Tr
     materialize(settings, manifest.start, manifest.live_from)
     spec = load_spec(fast_spec_file(root))
     return TrainedSetup(settings, spec, run_training(settings, spec))
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh real redis-server for one test."""
+    with running_redis(tmp_path) as url:
+        yield url

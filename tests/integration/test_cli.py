@@ -1,0 +1,81 @@
+"""The `loopline` CLI as a user runs it: a real process, settings from the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loopline.settings import Settings
+from tests.conftest import TrainedSetup
+
+pytestmark = pytest.mark.integration
+
+LOOPLINE = str(Path(sys.executable).with_name("loopline"))
+COMMANDS = [
+    [],
+    ["data"],
+    ["data", "prepare"],
+    ["features"],
+    ["features", "apply"],
+    ["features", "materialize"],
+    ["train"],
+    ["models"],
+    ["models", "list"],
+    ["models", "show"],
+    ["models", "export"],
+]
+
+
+def loopline(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "LOOPLINE_HOME": str(settings.home),
+        "LOOPLINE_FEATURE_REPO": str(settings.feature_repo),
+    }
+    return subprocess.run([LOOPLINE, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help(command: list[str]) -> None:
+    result = subprocess.run([LOOPLINE, *command, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+
+
+def test_models_show_json_prints_lineage_and_holdout_metrics(trained: TrainedSetup) -> None:
+    result = loopline(trained.settings, "models", "show", trained.spec.name, "--json")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["version"] == "v1"
+    assert shown["aliases"] == ["champion"]
+    assert shown["feature_service"] == "flight_delay_v1"
+    assert "origin_weather:temp" in shown["features"]
+    assert shown["train_window"]["start"].startswith("2013-01-01")
+    assert len(shown["code_commit"]) >= 7
+    assert len(shown["artifact_sha256"]) == 64
+    assert shown["reference_sample"] == "reference_sample.parquet"
+    for who in ("model", "baseline"):
+        assert 0.5 < shown["metrics"][who]["roc_auc"] <= 1
+        assert {"pr_auc", "log_loss", "brier", "precision", "recall"} <= set(shown["metrics"][who])
+    assert "UA" in shown["metrics"]["slices"]["model"]["carrier"]
+    assert shown["parameters"]["training"]["epochs"] == 2
+
+
+def test_models_list_json(trained: TrainedSetup) -> None:
+    result = loopline(trained.settings, "models", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert row["name"] == trained.spec.name
+    assert row["aliases"] == ["champion"]
+
+
+def test_an_unknown_model_is_one_clear_line(trained: TrainedSetup) -> None:
+    result = loopline(trained.settings, "models", "show", "no-such-model")
+    assert result.returncode == 1
+    assert "no-such-model" in result.stderr
+    assert "Traceback" not in result.stderr
