@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -38,9 +37,6 @@ def _settings(ctx: typer.Context) -> Settings:
 @app.callback()
 def main(ctx: typer.Context) -> None:
     """Settings come from LOOPLINE_* environment variables, read once here."""
-    # Third-party notices that a user can do nothing about; our own warnings still show.
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ibis\.")
-    warnings.filterwarnings("ignore", message="On demand feature view is an experimental")
     ctx.obj = Settings()
 
 

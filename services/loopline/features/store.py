@@ -10,6 +10,7 @@ import contextlib
 import io
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,13 +44,17 @@ def inside_repo(settings: Settings) -> Iterator[Path]:
     """Run inside the feature repo, then return to the previous working directory.
 
     Feast's DuckDB offline store opens relative parquet paths against the working directory,
-    not the repo path, and ``apply_total`` changes directory itself.
+    not the repo path, and ``apply_total`` changes directory itself. Inside, two notices from
+    Feast and ibis that users cannot act on are silenced (Feast resets filters set earlier).
     """
     repo = settings.feature_repo.resolve()
     previous = Path.cwd()
     os.chdir(repo)
     try:
-        yield repo
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="On demand feature view is an experimental")
+            warnings.filterwarnings("ignore", message=r"fetch_arrow_table\(\) is deprecated")
+            yield repo
     finally:
         os.chdir(previous)
 
