@@ -17,29 +17,21 @@ planes_source = FileSource(
     timestamp_field="event_timestamp",
 )
 
-# History of the per-origin departure-delay aggregates (backfill and training).
-origin_departure_stats_batch = FileSource(
-    name="origin_departure_stats_batch",
-    path="data/origin_departure_stats.parquet",
-    timestamp_field="event_timestamp",
-)
 
-# Live per-origin aggregates are pushed here by the streaming ingester as events arrive.
-origin_departure_push = PushSource(
-    name="origin_departure_push", batch_source=origin_departure_stats_batch
-)
+def aggregate_push_source(name: str) -> PushSource:
+    """Live aggregates are pushed here by the streaming ingester; their history (backfill and
+    training) is the parquet file of the same name."""
+    batch = FileSource(
+        name=f"{name}_batch", path=f"data/{name}.parquet", timestamp_field="event_timestamp"
+    )
+    return PushSource(name=f"{name}_push", batch_source=batch)
 
-# History of the per-carrier departure-delay aggregates.
-carrier_departure_stats_batch = FileSource(
-    name="carrier_departure_stats_batch",
-    path="data/carrier_departure_stats.parquet",
-    timestamp_field="event_timestamp",
-)
 
-# Live per-carrier aggregates, pushed like the per-origin ones.
-carrier_departure_push = PushSource(
-    name="carrier_departure_push", batch_source=carrier_departure_stats_batch
-)
+# Per-origin departure-delay aggregates.
+origin_departure_push = aggregate_push_source("origin_departure_stats")
+
+# Per-carrier departure-delay aggregates.
+carrier_departure_push = aggregate_push_source("carrier_departure_stats")
 
 # Fields only the caller knows at request time; they feed the on-demand features.
 flight_request = RequestSource(

@@ -7,7 +7,7 @@ from data_sources import (
     weather_source,
 )
 from entities import aircraft, carrier, origin_airport
-from feast import FeatureView, Field
+from feast import Entity, FeatureView, Field, PushSource
 from feast.types import Float64, Int64
 
 WEATHER_FIELDS = ["temp", "dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
@@ -36,33 +36,30 @@ plane_attributes = FeatureView(
     online=True,
 )
 
-# Congestion at the origin: departure delays in the last 1 h and 3 h, refreshed every 10 min,
-# so anything older than three refreshes (30 min) means the stream has stalled.
-origin_departure_stats = FeatureView(
-    name="origin_departure_stats",
-    entities=[origin_airport],
-    ttl=timedelta(minutes=30),
-    schema=[
-        Field(name="origin_dep_delay_mean_1h", dtype=Float64),
-        Field(name="origin_dep_delay_count_1h", dtype=Int64),
-        Field(name="origin_dep_delay_mean_3h", dtype=Float64),
-        Field(name="origin_dep_delay_count_3h", dtype=Int64),
-    ],
-    source=origin_departure_push,
-    online=True,
+
+def departure_stats_view(name: str, entity: Entity, prefix: str, source: PushSource) -> FeatureView:
+    """Departure delays in the last 1 h and 3 h, refreshed every 10 min by the stream, so a row
+    older than three refreshes (TTL 30 min) means the stream has stalled."""
+    return FeatureView(
+        name=name,
+        entities=[entity],
+        ttl=timedelta(minutes=30),
+        schema=[
+            Field(name=f"{prefix}_{stat}_{window}", dtype=Float64 if stat == "mean" else Int64)
+            for window in ("1h", "3h")
+            for stat in ("mean", "count")
+        ],
+        source=source,
+        online=True,
+    )
+
+
+# Congestion at the origin airport.
+origin_departure_stats = departure_stats_view(
+    "origin_departure_stats", origin_airport, "origin_dep_delay", origin_departure_push
 )
 
-# The carrier's recent departure delays across all NYC airports, same cadence and TTL.
-carrier_departure_stats = FeatureView(
-    name="carrier_departure_stats",
-    entities=[carrier],
-    ttl=timedelta(minutes=30),
-    schema=[
-        Field(name="carrier_dep_delay_mean_1h", dtype=Float64),
-        Field(name="carrier_dep_delay_count_1h", dtype=Int64),
-        Field(name="carrier_dep_delay_mean_3h", dtype=Float64),
-        Field(name="carrier_dep_delay_count_3h", dtype=Int64),
-    ],
-    source=carrier_departure_push,
-    online=True,
+# The carrier's recent departure delays across all NYC airports.
+carrier_departure_stats = departure_stats_view(
+    "carrier_departure_stats", carrier, "carrier_dep_delay", carrier_departure_push
 )

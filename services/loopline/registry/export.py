@@ -8,7 +8,6 @@ is in the directory because every response must name the model version that prod
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -16,15 +15,20 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from loopline.errors import ArtifactIntegrityError
+from loopline.model.artifact import MANIFEST as MANIFEST_FILE
+from loopline.model.artifact import sha256_file
 from loopline.registry.lineage import Lineage
 
 LINEAGE_FILE = "lineage.json"
 RECORD_FILE = "registry.json"
-MANIFEST_FILE = "manifest.json"
+
+
+JsonModel = TypeVar("JsonModel", bound=BaseModel)
 
 
 class _Record(BaseModel):
@@ -72,14 +76,6 @@ def _promotion_metric(spec: dict[str, object]) -> str:
     return metric if isinstance(metric, str) else "roc_auc"
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check_manifest(artifact_dir: Path, expected_sha256: str) -> None:
     """Raise ``ArtifactIntegrityError`` unless ``manifest.json`` hashes to ``expected_sha256``."""
     manifest = artifact_dir / MANIFEST_FILE
@@ -95,14 +91,18 @@ def check_manifest(artifact_dir: Path, expected_sha256: str) -> None:
 
 def read_lineage(version_dir: Path) -> Lineage:
     """Parse ``lineage.json`` and check that the manifest it records is the one on disk."""
-    try:
-        lineage = Lineage.model_validate_json((version_dir / LINEAGE_FILE).read_bytes())
-    except FileNotFoundError:
-        raise ArtifactIntegrityError(f"{version_dir} has no {LINEAGE_FILE}") from None
-    except ValidationError as e:
-        raise ArtifactIntegrityError(f"{version_dir / LINEAGE_FILE} is invalid: {e}") from e
+    lineage = _read_json(version_dir / LINEAGE_FILE, Lineage)
     check_manifest(version_dir, lineage.artifact_sha256)
     return lineage
+
+
+def _read_json(path: Path, model: type[JsonModel]) -> JsonModel:
+    try:
+        return model.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        raise ArtifactIntegrityError(f"{path.parent} has no {path.name}") from None
+    except ValidationError as e:
+        raise ArtifactIntegrityError(f"{path} is invalid: {e}") from e
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -163,12 +163,7 @@ def load_version_dir(path: Path) -> ModelVersion:
     Aliases are registry state, not part of the export, so the result has none.
     """
     lineage = read_lineage(path)
-    try:
-        record = _Record.model_validate_json((path / RECORD_FILE).read_bytes())
-    except FileNotFoundError:
-        raise ArtifactIntegrityError(f"{path} has no {RECORD_FILE}; was it exported?") from None
-    except ValidationError as e:
-        raise ArtifactIntegrityError(f"{path / RECORD_FILE} is invalid: {e}") from e
+    record = _read_json(path / RECORD_FILE, _Record)
     return ModelVersion(
         name=record.name,
         version=record.version,
