@@ -8,11 +8,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MODEL ?= flight-delay
 PYTEST_ARGS ?=
+TOOLS := .tools
+TOOLS_STAMP := $(TOOLS)/.installed
+K8S_OUT := build/k8s
 
-.PHONY: help install check format test test-unit test-integration test-model demo data features train clean
+.PHONY: help install check format test test-unit test-integration test-model demo data features train clean \
+	tools kube-base kube-render kube-check
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: $(STAMP) ## Create .venv with the locked dependencies (and redis-server, when root and missing)
 
@@ -33,7 +37,7 @@ format: install ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: install ## Run every test tier (unit, integration, model)
+test: install tools ## Run every test tier (unit, integration, model, k8s)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: install ## Unit tests only (seconds)
@@ -64,3 +68,25 @@ demo: install ## The main job on embedded defaults: prepare → apply → materi
 
 clean: ## Remove prepared data, the local registry and caches (keeps .venv)
 	rm -rf .loopline feature_repo/data .pytest_cache .mypy_cache .ruff_cache
+
+tools: $(TOOLS_STAMP) ## Install pinned helm, kubectl, promtool and checkov into .tools/ (no cluster needed)
+
+$(TOOLS_STAMP): scripts/install-k8s-tools.sh
+	PYTHON=$(PYTHON) bash scripts/install-k8s-tools.sh
+	@touch $@
+
+kube-base: install tools ## Regenerate k8s/base/loopline.yaml from the chart's default render
+	$(BIN)/python scripts/k8s_base.py
+
+kube-render: tools ## Render the chart (defaults) and each kustomize overlay into build/k8s/
+	@mkdir -p $(K8S_OUT)
+	@: > $(K8S_OUT)/empty-kubeconfig
+	KUBECONFIG=$(K8S_OUT)/empty-kubeconfig $(TOOLS)/bin/helm template loopline helm/loopline --namespace loopline > $(K8S_OUT)/chart-default.yaml
+	@for overlay in k8s/overlays/*/; do \
+		name=$$(basename $$overlay); \
+		KUBECONFIG=$(K8S_OUT)/empty-kubeconfig $(TOOLS)/bin/kubectl kustomize $$overlay > $(K8S_OUT)/overlay-$$name.yaml || exit 1; \
+		echo "rendered $(K8S_OUT)/overlay-$$name.yaml"; \
+	done
+
+kube-check: install tools ## Lint, render and validate the chart, overlays, alerts and image offline (tests/k8s)
+	$(BIN)/pytest tests/k8s $(PYTEST_ARGS)
