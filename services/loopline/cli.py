@@ -11,6 +11,7 @@ from rich.table import Table
 
 from loopline.console import console, print_json, steps
 from loopline.errors import LooplineError
+from loopline.serving.cli import serve
 from loopline.settings import Settings
 
 app = typer.Typer(help="Loopline: real-time ML with the loop closed.", no_args_is_help=True)
@@ -24,6 +25,7 @@ models_app = typer.Typer(
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
+app.command("serve")(serve)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 

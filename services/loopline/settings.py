@@ -7,6 +7,7 @@ Settings are built once at start-up (``Settings()`` in the CLI's callback or a s
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 from pydantic import Field
@@ -36,6 +37,82 @@ class Settings(BaseSettings):
     torch_threads: int = Field(default=2, ge=1)
     """Intra-op threads for PyTorch; the reference machine has 2 cores."""
 
+    # Serving (`loopline serve`). Defaults are the embedded setup: one worker, SQLite features,
+    # prediction log in segment files under ``home``.
+
+    model_name: str = "flight-delay"
+    """The registered model to serve (its spec travels in the artifact's lineage)."""
+
+    model_ref: str = "champion"
+    """Which version of ``model_name``: ``vN``, ``N``, ``latest``, ``champion``, ``challenger``."""
+
+    model_path: Path | None = None
+    """An exported version directory (KServe mounts one at ``/mnt/models``); overrides the
+    registry when set."""
+
+    host: str = "0.0.0.0"
+    """Interface the HTTP and gRPC servers listen on."""
+
+    http_port: int = Field(default=3000, ge=1, le=65535)
+    """Native JSON API, OIP v2 REST, health and ``/metrics``."""
+
+    grpc_port: int = Field(default=8081, ge=1, le=65535)
+    """OIP v2 gRPC (``inference.GRPCInferenceService``)."""
+
+    workers: int = Field(default=1, ge=1)
+    """Worker processes; each serves HTTP (shared socket) and gRPC (``SO_REUSEPORT``)."""
+
+    serve_torch_threads: int = Field(default=1, ge=1)
+    """PyTorch threads per worker: one is fastest for a small network at small batches."""
+
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    """Request bodies (and gRPC messages) above this are refused with 413 before parsing."""
+
+    max_concurrency: int | None = Field(default=None, ge=1)
+    """Requests in flight per server (split across workers) above which 503 is returned;
+    None = unlimited."""
+
+    auth_token: str | None = None
+    """Bearer token required on inference and metadata routes; None = no authentication.
+    Health and metrics stay open."""
+
+    batch_max_size: int = Field(default=64, ge=1)
+    """Most rows one feature lookup and model call serve; requests are never split."""
+
+    batch_wait_ms: float = Field(default=0.0, ge=0)
+    """How long a batch waits for more rows. 0 serves what arrived in the same event-loop turn:
+    no added latency when idle, and batches grow under load by themselves."""
+
+    feature_timeout_ms: float = Field(default=100.0, gt=0)
+    """Online store read timeout; on timeout or error the batch is served with defaults
+    and its views flagged ``fallback``."""
+
+    prediction_log_dir: Path | None = None
+    """Where prediction-log segments are written; default ``<home>/prediction-log``."""
+
+    prediction_log_sink: Literal["file", "redis"] = "file"
+    """``file``: the segment files are the log. ``redis``: segments are a local
+    write-ahead spool shipped to a Redis Stream, then deleted."""
+
+    prediction_log_redis_url: str | None = None
+    """Redis holding the prediction stream; default ``redis_url``."""
+
+    prediction_log_stream: str = "loopline:predictions"
+    """Stream key the ``redis`` sink appends to (fields ``request_id`` and ``record``)."""
+
+    prediction_log_fsync_ms: float = Field(default=200.0, ge=0)
+    """Segments are fsynced this often; 0 fsyncs every batch before it is answered."""
+
+    prediction_log_segment_bytes: int = Field(default=64 << 20, ge=1024)
+    """A segment is closed and a new one started past this size."""
+
+    prediction_log_max_pending: int = Field(default=100_000, ge=1)
+    """Records written but not yet durable at the sink (fsynced, or acknowledged by Redis)
+    above which new requests are refused with 503."""
+
+    shutdown_grace_s: float = Field(default=20.0, ge=0)
+    """On SIGTERM: time for in-flight requests to finish and the log to drain."""
+
     @property
     def data_dir(self) -> Path:
         """Prepared parquet sources live inside the feature repo, where Feast resolves them."""
@@ -44,6 +121,10 @@ class Settings(BaseSettings):
     @property
     def registry_dir(self) -> Path:
         return self.home / "registry"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.prediction_log_dir or self.home / "prediction-log"
 
     def feast_redis_connection_string(self) -> str | None:
         """Translate ``redis_url`` into Feast's ``host:port,db=N,password=...`` form."""

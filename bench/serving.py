@@ -1,0 +1,291 @@
+"""The serving benchmark: the predictor against a bare Starlette hello-world, same cores, one run.
+
+    .venv/bin/python bench/serving.py            # after `make demo`; needs redis-server and wrk
+
+It starts a redis-server, materializes the demo's features into it, and runs, one after the
+other and pinned to the same CPUs (``--server-cpus``; load generators and Redis get the others):
+
+1. the bare Starlette app under uvicorn: maximum throughput (wrk) and unloaded latency;
+2. ``loopline serve`` (one worker, Redis features, file prediction log) twice, measuring the
+   time from process start to ready with a cold and with a warm feature-plan cache;
+3. for native REST, OIP REST (JSON) and OIP gRPC: maximum throughput (closed loop, 16 in
+   flight), latency unloaded (open loop, 200/s) and at 70 % of that maximum (open loop).
+
+HTTP maximums use wrk; gRPC's and every latency use bench/load.py (open loop: no coordinated
+omission). The table is printed and written with the raw figures to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+REQUEST = {
+    "origin": "EWR",
+    "carrier": "UA",
+    "tailnum": "N14228",
+    "dest": "IAH",
+    "sched_hour": 5,
+    "weekday": 1,
+    "distance": 1400.0,
+    "event_timestamp": "2013-08-31T23:50:00Z",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def pinned(cpus: str, *command: str) -> list[str]:
+    return ["taskset", "-c", cpus, *command]
+
+
+def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes]) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return time.monotonic() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"{url} not ready in {timeout} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def wrk(cpus: str, url: str, duration: float, script: Path | None) -> float:
+    command = ["wrk", "-t1", "-c16", f"-d{duration:.0f}s", url]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run(pinned(cpus, *command), capture_output=True, text=True, check=True)
+    line = next(ln for ln in output.stdout.splitlines() if ln.startswith("Requests/sec"))
+    if "Non-2xx" in output.stdout:
+        raise RuntimeError(f"wrk saw errors:\n{output.stdout}")
+    return float(line.split()[1])
+
+
+def load(cpus: str, *arguments: str) -> dict[str, Any]:
+    command = [sys.executable, str(ROOT / "bench" / "load.py"), *arguments]
+    output = subprocess.run(pinned(cpus, *command), capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
+    if result["errors"]:
+        raise RuntimeError(f"{arguments}: {result['errors']} errors")
+    return result
+
+
+def post_script(directory: Path, path: str, body: bytes) -> Path:
+    script = directory / f"{path.strip('/').replace('/', '_')}.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body.decode())}\n"
+    )
+    return script
+
+
+def setup_features(work: Path, redis_url: str) -> Path:
+    """A copy of the demo's feature repo with its history materialized into Redis."""
+    repo = work / "feature_repo"
+    shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("*.db"))
+    env = {**os.environ, "LOOPLINE_FEATURE_REPO": str(repo), "LOOPLINE_REDIS_URL": redis_url}
+    for verb in ("apply", "materialize"):
+        subprocess.run([str(BIN / "loopline"), "features", verb], env=env, cwd=ROOT, check=True)
+    return repo
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server-cpus", default=str((os.cpu_count() or 2) - 1))
+    parser.add_argument("--client-cpus", default="0")
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    for tool in ("wrk", "redis-server", "taskset"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is required (apt-get install -y wrk redis-server util-linux)")
+    if not (ROOT / "feature_repo" / "data" / "manifest.json").exists():
+        sys.exit("run `make demo` first: the benchmark serves the demo's model and features")
+    results: dict[str, Any] = {"started": datetime.now(UTC).isoformat()}
+    results["args"] = {k: str(v) for k, v in vars(args).items()}
+    results["machine"] = {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine()}
+    duration = str(args.duration)
+    with tempfile.TemporaryDirectory(prefix="loopline-bench-") as scratch:
+        work = Path(scratch)
+        redis_port = free_port()
+        redis_command = ["redis-server", "--port", str(redis_port), "--save", ""]
+        redis_command += ["--appendonly", "no", "--bind", "127.0.0.1", "--dir", str(work)]
+        redis = subprocess.Popen(
+            pinned(args.client_cpus, *redis_command), stdout=subprocess.DEVNULL
+        )
+        try:
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+            time.sleep(0.5)
+            repo = setup_features(work, redis_url)
+            model = work / "model"
+            export = [str(BIN / "loopline"), "models", "export", "flight-delay", str(model)]
+            subprocess.run(export, cwd=ROOT, check=True)
+            native = json.dumps(REQUEST).encode()
+            oip = json.dumps({"inputs": [tensor(k, v) for k, v in REQUEST.items()]}).encode()
+            (work / "native.json").write_bytes(native)
+            (work / "oip.json").write_bytes(oip)
+            results["bare"] = bare(args, work, duration)
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith("LOOPLINE_")},
+                "LOOPLINE_FEATURE_REPO": str(repo),
+                "LOOPLINE_REDIS_URL": redis_url,
+                "LOOPLINE_MODEL_PATH": str(model),
+                "LOOPLINE_HOME": str(work / "home"),
+                "LOOPLINE_HOST": "127.0.0.1",
+            }
+            results["predictor"] = predictor(args, work, env, native, oip, duration)
+        finally:
+            stop(redis)
+    report(results, args.out)
+
+
+def tensor(name: str, value: object) -> dict[str, Any]:
+    datatype = (
+        "BYTES" if isinstance(value, str) else "FP64" if isinstance(value, float) else "INT64"
+    )
+    return {"name": name, "datatype": datatype, "shape": [1], "data": [value]}
+
+
+def bare(args: argparse.Namespace, work: Path, duration: str) -> dict[str, Any]:
+    port = free_port()
+    command = [str(BIN / "uvicorn"), "bench.hello:app", "--port", str(port), "--no-access-log"]
+    server = subprocess.Popen(
+        pinned(args.server_cpus, *command), cwd=ROOT, stderr=subprocess.DEVNULL
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/hello"
+        wait_http(url, 30, server)
+        wrk(args.client_cpus, url, 3, None)  # warm-up
+        maximum = wrk(args.client_cpus, url, args.duration, None)
+        unloaded = load(
+            args.client_cpus, "http", "--url", url, "--duration", duration, "--rate", "200"
+        )
+    finally:
+        stop(server)
+    return {"max_rps": maximum, "unloaded": unloaded}
+
+
+def predictor(
+    args: argparse.Namespace,
+    work: Path,
+    env: dict[str, str],
+    native: bytes,
+    oip: bytes,
+    duration: str,
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for start in ("ready_cold_cache_s", "ready_warm_cache_s"):
+        http_port, grpc_port = free_port(), free_port()
+        command = [
+            str(BIN / "loopline"),
+            "serve",
+            f"--port={http_port}",
+            f"--grpc-port={grpc_port}",
+        ]
+        with (work / "predictor.log").open("ab") as output:
+            server = subprocess.Popen(
+                pinned(args.server_cpus, *command),
+                env=env,
+                cwd=work,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        results[start] = round(
+            wait_http(f"http://127.0.0.1:{http_port}/v2/health/ready", 120, server), 2
+        )
+        if start == "ready_cold_cache_s":
+            stop(server)
+    base = f"http://127.0.0.1:{http_port}"
+    paths = {
+        "native_rest": ("http", f"{base}/predict", work / "native.json"),
+        "oip_rest": ("http", f"{base}/v2/models/flight-delay/infer", work / "oip.json"),
+        "oip_grpc": ("grpc", f"127.0.0.1:{grpc_port}", work / "oip.json"),
+    }
+    try:
+        for name, (protocol, target, body) in paths.items():
+            where = ["--url", target] if protocol == "http" else ["--target", target]
+            common = [protocol, *where, "--body", str(body), "--duration", duration]
+            if protocol == "http":
+                script = post_script(work, target.split(str(http_port))[1], body.read_bytes())
+                wrk(args.client_cpus, target, 3, script)
+                maximum = wrk(args.client_cpus, target, args.duration, script)
+            else:
+                load(args.client_cpus, *common[:-2], "--duration", "3", "--concurrency", "16")
+                maximum = load(args.client_cpus, *common, "--concurrency", "16")["rate"]
+            unloaded = load(args.client_cpus, *common, "--rate", "200")
+            loaded = load(args.client_cpus, *common, "--rate", str(round(0.7 * maximum)))
+            results[name] = {"max_rps": maximum, "unloaded": unloaded, "at_70_percent": loaded}
+            print(name, json.dumps(results[name]), flush=True)
+    finally:
+        stop(server)
+    return results
+
+
+def report(results: dict[str, Any], out: Path) -> None:
+    bare_max, bare_unloaded = results["bare"]["max_rps"], results["bare"]["unloaded"]
+    lines = [
+        f"# Serving benchmark, {results['started'][:19]}Z",
+        "",
+        f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`; server CPUs "
+        f"{results['args']['server_cpus']}, clients and Redis on {results['args']['client_cpus']}"
+        f" ({results['machine']['cpus']} CPUs, {results['machine']['cpu']}).",
+        "",
+        f"Bare Starlette hello-world: {bare_max:,.0f} req/s max; unloaded p50 "
+        f"{bare_unloaded['p50_ms']} ms, p99 {bare_unloaded['p99_ms']} ms.",
+        f"Predictor ready after {results['predictor']['ready_cold_cache_s']} s (cold feature-plan "
+        f"cache) and {results['predictor']['ready_warm_cache_s']} s (warm); target 3 s.",
+        "",
+        "| path | max req/s | ratio to bare (≥ 0.25) | unloaded p50 (≤ 1 ms) "
+        "| unloaded p99 (≤ 3 ms) | rate at 70 % | p99 at 70 % (≤ 5 ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in ("native_rest", "oip_rest", "oip_grpc"):
+        path = results["predictor"][name]
+        ratio = path["max_rps"] / bare_max
+        path["ratio"] = round(ratio, 3)
+        lines.append(
+            f"| {name} | {path['max_rps']:,.0f} | {ratio:.2f} | {path['unloaded']['p50_ms']} ms "
+            f"| {path['unloaded']['p99_ms']} ms | {path['at_70_percent']['rate']:,.0f} "
+            f"| {path['at_70_percent']['p99_ms']} ms |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = results["started"][:19].replace(":", "").replace("-", "")
+    (out / f"serving-{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"serving-{stamp}.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""``loopline serve``: the BentoML arbiter with the predictor's workers, HTTP and gRPC."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Annotated, Any
+
+import typer
+
+from loopline.settings import Settings
+
+SHM = "/dev/shm"
+
+
+def serve(
+    ctx: typer.Context,
+    port: Annotated[int | None, typer.Option("--port", help="HTTP port [default: 3000].")] = None,
+    grpc_port: Annotated[
+        int | None, typer.Option("--grpc-port", help="OIP gRPC port [default: 8081].")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes [default: 1].")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Interface [default: 0.0.0.0].")] = None,
+) -> None:
+    """Serve the model: native JSON and OIP v2 REST on --port, OIP v2 gRPC on --grpc-port.
+
+    Everything else comes from LOOPLINE_* settings (model, features, log sink, limits); options
+    given here override them for every worker.
+    """
+    overrides = {"http_port": port, "grpc_port": grpc_port, "workers": workers, "host": host}
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[f"LOOPLINE_{name.upper()}"] = str(value)  # the workers read settings too
+    settings = Settings()
+    ctx.find_root().obj = settings
+    run_server(settings)
+
+
+def run_server(settings: Settings) -> None:
+    """Start the arbiter and its workers; returns when they have stopped (SIGTERM, SIGINT)."""
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")  # no usage reports from a server
+    from _bentoml_impl.server import serve_http
+    from bentoml import Service
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    from loopline.serving.service import Predictor
+
+    # A metrics directory per server (BentoML empties it at start), in memory: the workers
+    # update its files through mmap on every request, and on a disk those pages stall the
+    # worker whenever writeback (e.g. the prediction log's fsync) flushes them.
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(
+        prefix="loopline-metrics-", dir=SHM if os.access(SHM, os.W_OK) else None
+    )
+    BentoMLContainer.prometheus_multiproc_dir.set(metrics_dir)
+    service: Service[Any] = Predictor  # the decorator made the class a BentoML Service
+    service.config["workers"] = settings.workers
+    service.inject_config()
+    try:
+        serve_http(
+            service,
+            host=settings.host,
+            port=settings.http_port,
+            timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_s)),
+        )
+    finally:
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

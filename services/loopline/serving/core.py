@@ -1,0 +1,199 @@
+"""The inference core every protocol shares: rows in, predictions out, records logged first.
+
+``InferenceCore.run`` serves one micro-batch: one online-feature lookup for all its rows, the
+artifact's preprocessing (compiled, see ``transform``) and one network call, then one prediction
+log append, before any of the batch's requests is answered. It runs on the event loop thread:
+the network is small and the store is local or one round trip away, so handing the batch to a
+thread would cost more (GIL hand-offs of up to 5 ms) than it saves.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import torch
+
+from loopline.features.online import Lookup, OnlineFeatures, Status
+from loopline.model.artifact import REFERENCE_SAMPLE, TrainedModel
+from loopline.model.preprocessing import Preprocessor
+from loopline.serving.metrics import ServingMetrics
+from loopline.serving.prediction_log import PredictionLog
+from loopline.serving.schema import InputSchema, Row
+from loopline.serving.served import ServedModel
+from loopline.serving.transform import CompiledPreprocessor
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    request_id: str
+    probability: float
+    decision: bool
+    status: dict[str, Status]
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One request's rows; ``endpoint`` names the protocol in the log and metrics."""
+
+    rows: list[Row]
+    endpoint: str
+
+
+class InferenceCore:
+    def __init__(
+        self,
+        served: ServedModel,
+        model: TrainedModel,
+        features: OnlineFeatures,
+        schema: InputSchema,
+        log: PredictionLog,
+        metrics: ServingMetrics,
+    ) -> None:
+        self.served = served
+        self.schema = schema
+        self._network = model.network.eval()
+        self._transform = CompiledPreprocessor(model.preprocessor)
+        self._forward = _traced(self._network, model.preprocessor)
+        self.features = features
+        self._log = log
+        self._metrics = metrics
+        self._threshold = served.spec.decision_threshold
+        self._views = [view.name for view in features.plan.views]
+        self._feature_names = features.feature_names
+        self._score = metrics.prediction_score.labels(served.version)
+        self._status = {
+            (view, status): metrics.feature_status.labels(view, status)
+            for view in self._views
+            for status in ("fresh", "stale", "missing", "fallback")
+        }
+
+    def run(self, batch: Sequence[Submission]) -> list[list[Prediction]]:
+        """Predict and log every row of ``batch``; raises ``LogUnavailable`` if not logged."""
+        rows = [row for submission in batch for row in submission.rows]
+        lookup, probabilities = self.score(rows)
+        decisions = [p >= self._threshold for p in probabilities]
+        ids = [uuid.uuid4().hex for _ in rows]
+        now = datetime.now(UTC).isoformat()
+        lines, position = [], 0
+        for submission in batch:
+            for row in submission.rows:
+                lines.append(
+                    self._record(
+                        ids[position],
+                        now,
+                        submission.endpoint,
+                        row,
+                        lookup,
+                        position,
+                        probabilities[position],
+                        decisions[position],
+                    )
+                )
+                position += 1
+        self._log.append(lines)
+        self._observe(lookup, probabilities)
+        predictions = [
+            Prediction(
+                ids[i],
+                probabilities[i],
+                decisions[i],
+                {view: lookup.status[view][i] for view in self._views},
+            )
+            for i in range(len(rows))
+        ]
+        results, start = [], 0
+        for submission in batch:
+            results.append(predictions[start : start + len(submission.rows)])
+            start += len(submission.rows)
+        return results
+
+    def score(self, rows: Sequence[Row]) -> tuple[Lookup, list[float]]:
+        """Features and probabilities of ``rows``, nothing logged (also the warm-up)."""
+        started = time.perf_counter()
+        lookup = self.features.lookup([r.fields for r in rows], [r.as_of for r in rows])
+        looked_up = time.perf_counter()
+        columns: dict[str, Any] = {n: [r.fields[n] for r in rows] for n in self.schema.fields}
+        columns.update(lookup.values)
+        ids, numeric = self._transform.transform(columns, len(rows))
+        output = self._forward(torch.from_numpy(ids), torch.from_numpy(numeric))
+        probabilities: list[float] = output.double().tolist()
+        finished = time.perf_counter()
+        self._metrics.feature_lookup_duration.observe(looked_up - started)
+        self._metrics.model_inference_duration.observe(finished - looked_up)
+        self._metrics.batch_size.observe(len(rows))
+        return lookup, probabilities
+
+    def self_check(self, rows: int = 2000) -> None:
+        """Refuse to serve unless the compiled preprocessing and the traced network give the
+        artifact's own results on its reference sample (``ValueError`` otherwise)."""
+        import pandas as pd
+
+        frame = pd.read_parquet(self.served.path / REFERENCE_SAMPLE).head(rows)
+        inputs = [torch.from_numpy(a) for a in self._transform.check_against(frame)]
+        with torch.inference_mode():
+            eager = torch.sigmoid(self._network(*inputs))
+        if not torch.equal(eager, self._forward(*inputs)):
+            raise ValueError("the traced network's outputs differ from the network's")
+
+    def _record(
+        self,
+        request_id: str,
+        now: str,
+        endpoint: str,
+        row: Row,
+        lookup: Lookup,
+        i: int,
+        probability: float,
+        decision: bool,
+    ) -> bytes:
+        record = {
+            "request_id": request_id,
+            "timestamp": now,
+            "model": self.served.name,
+            "model_version": self.served.version,
+            "endpoint": endpoint,
+            "event_timestamp": datetime.fromtimestamp(row.as_of, UTC).isoformat(),
+            self.schema.id_field: row.client_id,
+            "request": row.fields,
+            "features": {name: lookup.values[name][i] for name in self._feature_names},
+            "feature_status": {view: lookup.status[view][i] for view in self._views},
+            "probability": probability,
+            "decision": decision,
+        }
+        return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    def _observe(self, lookup: Lookup, probabilities: list[float]) -> None:
+        for view in self._views:
+            states = lookup.status[view]
+            for status in set(states):
+                self._status[view, status].inc(states.count(status))
+        for probability in probabilities:
+            self._score.observe(probability)
+
+
+class _Probabilities(torch.nn.Module):
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.network(categorical, numeric))
+
+
+def _traced(network: torch.nn.Module, preprocessor: Preprocessor) -> Any:
+    """``sigmoid(network)`` as TorchScript, with gradients off: the same graph and weights
+    without Python dispatch per layer or autograd bookkeeping (one row: 138 µs eager, about
+    50 µs traced). ``self_check`` holds it to the eager module."""
+    network.requires_grad_(False)
+    example = (
+        torch.zeros((1, len(preprocessor.categorical)), dtype=torch.int64),
+        torch.zeros((1, preprocessor.numeric_width), dtype=torch.float32),
+    )
+    # check_trace=False: self_check compares on the whole reference sample instead.
+    return torch.jit.trace(_Probabilities(network), example, check_trace=False)

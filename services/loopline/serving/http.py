@@ -1,0 +1,304 @@
+"""The HTTP hot path: native JSON API, OIP v2 REST, health and metrics, as one plain ASGI app.
+
+It sits in front of the BentoML app (see ``service``) and answers its routes without Starlette
+request objects, routing tables or BentoML's middleware; any other path goes on to BentoML.
+Every inference route checks, in this order: bearer token (401), admission (503 not ready, 429
+over ``max_concurrency``, 503 log queue full), body size from ``Content-Length`` before reading
+and again while reading (413), then parses (400 naming the field). Errors are ``{"error": ...}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from loopline.serving import oip
+from loopline.serving.core import Prediction
+from loopline.serving.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    RequestError,
+    Unauthorized,
+)
+from loopline.serving.runtime import Runtime
+from loopline.serving.schema import parse_objects
+
+logger = logging.getLogger(__name__)
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+JSON = b"application/json"
+MAX_BATCH_ROWS = 1000
+_MODEL_ROUTE = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?")
+
+
+class _Reply:
+    __slots__ = ("body", "content_type", "headers", "status")
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        content_type: bytes = JSON,
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
+        self.status, self.body, self.content_type, self.headers = (
+            status,
+            body,
+            content_type,
+            headers,
+        )
+
+
+def _json(payload: Any, status: int = 200) -> _Reply:
+    return _Reply(status, orjson.dumps(payload))
+
+
+class PredictorApp:
+    """Routes requests; ``handles(path)`` says whether a path is this app's."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._token = (
+            f"Bearer {runtime.settings.auth_token}".encode()
+            if runtime.settings.auth_token
+            else None
+        )
+        self._limit = runtime.settings.max_body_bytes
+        self._version = runtime.served.version
+        self._durations = {
+            e: runtime.metrics.request_duration.labels(e, self._version)
+            for e in ("predict", "predict_batch", "v2_infer", "v2_metadata", "v2_health", "metrics")
+        }
+        self._fixed: dict[str, tuple[str, Callable[..., Awaitable[_Reply]]]] = {
+            "/predict": ("predict", self._predict),
+            "/predict_batch": ("predict_batch", self._predict_batch),
+            "/v2/health/live": ("v2_health", self._live),
+            "/v2/health/ready": ("v2_health", self._ready),
+            "/v2": ("v2_metadata", self._server_metadata),
+            "/v2/": ("v2_metadata", self._server_metadata),
+            "/metrics": ("metrics", self._metrics),
+        }
+
+    def handles(self, path: str) -> bool:
+        return path in self._fixed or path.startswith("/v2/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        path: str = scope["path"]
+        endpoint, handler, arguments = self._route(path)
+        try:
+            if endpoint in ("predict", "predict_batch", "v2_infer", "v2_metadata"):
+                self._authorize(scope)
+            reply = await handler(scope, receive, *arguments)
+        except RequestError as error:
+            reply = _json({"error": str(error)}, error.status)
+        except Exception:
+            logger.exception("%s failed", path)
+            reply = _json({"error": "internal error"}, 500)
+        headers = [
+            (b"content-type", reply.content_type),
+            (b"content-length", b"%d" % len(reply.body)),
+            *reply.headers,
+        ]
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await send({"type": "http.response.body", "body": reply.body})
+        self._durations[endpoint].observe(time.perf_counter() - started)
+        self.runtime.metrics.requests.labels(endpoint, self._version, reply.status).inc()
+
+    def _route(self, path: str) -> tuple[str, Callable[..., Awaitable[_Reply]], tuple[Any, ...]]:
+        if path in self._fixed:
+            return (*self._fixed[path], ())
+        match = _MODEL_ROUTE.fullmatch(path)
+        if match is None:
+            return "v2_metadata", self._not_found, ()
+        name, version, action = match.groups()
+        if action == "/infer":
+            return "v2_infer", self._infer, (name, version)
+        if action == "/ready":
+            return "v2_health", self._model_ready, (name, version)
+        return "v2_metadata", self._model_metadata, (name, version)
+
+    def _authorize(self, scope: Scope) -> None:
+        if self._token is None:
+            return
+        presented = dict(scope["headers"]).get(b"authorization", b"")
+        if not hmac.compare_digest(presented, self._token):
+            raise Unauthorized("missing or invalid bearer token")
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        if scope["method"] != "POST":
+            raise NotFound(f"{scope['method']} {scope['path']}: use POST")
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and int(length) > self._limit:
+            raise PayloadTooLarge(
+                f"body of {int(length)} bytes is over the {self._limit}-byte limit"
+            )
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._limit:
+                raise PayloadTooLarge(f"body is over the {self._limit}-byte limit")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    async def _predict(self, scope: Scope, receive: Receive) -> _Reply:
+        async with self.runtime.admitted():
+            row = self.runtime.schema.parse_object(_parse(await self._body(scope, receive)))
+            (prediction,) = await self.runtime.predict([row], "predict")
+        return _Reply(200, orjson.dumps(self._native(prediction)))
+
+    async def _predict_batch(self, scope: Scope, receive: Receive) -> _Reply:
+        async with self.runtime.admitted():
+            rows = parse_objects(
+                self.runtime.schema, _parse(await self._body(scope, receive)), MAX_BATCH_ROWS
+            )
+            predictions = await self.runtime.predict(rows, "predict_batch")
+        return _Reply(200, orjson.dumps([self._native(p) for p in predictions]))
+
+    def _native(self, prediction: Prediction) -> dict[str, Any]:
+        return {
+            "request_id": prediction.request_id,
+            "model": self.runtime.served.name,
+            "model_version": self._version,
+            "probability": prediction.probability,
+            "decision": prediction.decision,
+            "threshold": self.runtime.served.spec.decision_threshold,
+            "feature_status": prediction.status,
+        }
+
+    async def _infer(
+        self, scope: Scope, receive: Receive, name: str, version: str | None
+    ) -> _Reply:
+        self.runtime.check_model(name, version)
+        async with self.runtime.admitted():
+            body = await self._body(scope, receive)
+            header = dict(scope["headers"]).get(b"inference-header-content-length")
+            request, binary = _split(body, header)
+            tensors = _inputs(request, binary)
+            predictions = await self.runtime.predict(
+                oip.to_rows(self.runtime.schema, tensors), "v2_infer"
+            )
+        requested, binary_outputs, binary_default = _requested_outputs(request)
+        tensors = oip.select(
+            oip.outputs(self.runtime.served, self.runtime.views, predictions), requested
+        )
+        response: dict[str, Any] = {
+            "model_name": self.runtime.served.name,
+            "model_version": self._version,
+        }
+        if isinstance(request.get("id"), str):
+            response["id"] = request["id"]
+        response["outputs"], tail = [], []
+        for tensor in tensors:
+            entry: dict[str, Any] = {
+                "name": tensor.name,
+                "datatype": tensor.datatype,
+                "shape": tensor.shape,
+            }
+            if binary_outputs.get(tensor.name, binary_default):
+                data = oip.raw(tensor)
+                entry["parameters"] = {"binary_data_size": len(data)}
+                tail.append(data)
+            else:
+                entry["data"] = tensor.values
+            response["outputs"].append(entry)
+        head = orjson.dumps(response)
+        if not tail:
+            return _Reply(200, head)
+        headers = ((b"inference-header-content-length", b"%d" % len(head)),)
+        return _Reply(200, head + b"".join(tail), b"application/octet-stream", headers)
+
+    async def _live(self, scope: Scope, receive: Receive) -> _Reply:
+        return _json({"live": True})
+
+    async def _ready(self, scope: Scope, receive: Receive) -> _Reply:
+        return _json({"ready": True}) if self.runtime.ready else _json({"error": "not ready"}, 503)
+
+    async def _model_ready(
+        self, scope: Scope, receive: Receive, name: str, version: str | None
+    ) -> _Reply:
+        self.runtime.check_model(name, version)
+        return await self._ready(scope, receive)
+
+    async def _server_metadata(self, scope: Scope, receive: Receive) -> _Reply:
+        return _json(oip.server_metadata())
+
+    async def _model_metadata(
+        self, scope: Scope, receive: Receive, name: str, version: str | None
+    ) -> _Reply:
+        self.runtime.check_model(name, version)
+        return _json(
+            oip.model_metadata(self.runtime.served, self.runtime.schema, self.runtime.views)
+        )
+
+    async def _metrics(self, scope: Scope, receive: Receive) -> _Reply:
+        body, content_type = self.runtime.metrics.exposition()
+        return _Reply(200, body, content_type.encode())
+
+    async def _not_found(self, scope: Scope, receive: Receive) -> _Reply:
+        raise NotFound(f"no route {scope['path']}")
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise BadRequest(f"body is not valid JSON: {error}") from None
+
+
+def _split(body: bytes, header: bytes | None) -> tuple[dict[str, Any], bytes]:
+    """The JSON part and the binary part (``Inference-Header-Content-Length``) of a body."""
+    cut = len(body)
+    if header is not None:
+        if not header.isdigit() or int(header) > len(body):
+            raise BadRequest("Inference-Header-Content-Length does not fit the body")
+        cut = int(header)
+    request = _parse(body[:cut])
+    if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
+        raise BadRequest("inference request: expected an object with an 'inputs' array")
+    return request, body[cut:]
+
+
+def _inputs(request: dict[str, Any], binary: bytes) -> list[oip.Tensor]:
+    tensors, offset = [], 0
+    for i, item in enumerate(request["inputs"]):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise BadRequest(f"inputs[{i}]: expected an object with a 'name'")
+        name, datatype, shape = item["name"], item.get("datatype"), item.get("shape")
+        if not isinstance(datatype, str) or not isinstance(shape, list):
+            raise BadRequest(f"input {name!r}: 'datatype' and 'shape' are required")
+        size = (item.get("parameters") or {}).get("binary_data_size")
+        raw = None
+        if size is not None:
+            if not isinstance(size, int) or offset + size > len(binary):
+                raise BadRequest(f"input {name!r}: binary_data_size does not fit the body")
+            raw, offset = binary[offset : offset + size], offset + size
+        elif "data" not in item:
+            raise BadRequest(f"input {name!r}: 'data' is required")
+        tensors.append(oip.decode(name, datatype, shape, item.get("data"), raw))
+    return tensors
+
+
+def _requested_outputs(request: dict[str, Any]) -> tuple[list[str], dict[str, bool], bool]:
+    """Output names asked for, which of them are wanted in binary, and the default for the
+    rest (the binary extension's ``binary_data`` and ``binary_data_output`` parameters)."""
+    default = bool((request.get("parameters") or {}).get("binary_data_output", False))
+    names, binary = [], {}
+    for item in request.get("outputs") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise BadRequest("outputs: expected objects with a 'name'")
+        names.append(item["name"])
+        binary[item["name"]] = bool((item.get("parameters") or {}).get("binary_data", default))
+    return names, binary, default

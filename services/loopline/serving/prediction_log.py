@@ -1,0 +1,242 @@
+"""The prediction log: every answered prediction, written ahead of its answer.
+
+Each worker appends JSON lines to its own segment files, ``<dir>/<utc>-<pid>-<seq>.jsonl``. A
+batch's records are written to the segment (one ``write``, into the OS page cache) *before* the
+batch is answered, so a process crash (SIGKILL, OOM) after an answer never loses its record.
+A background thread fsyncs every ``prediction_log_fsync_ms``, so a host crash loses at most that
+window; with 0, every batch is fsynced before it is answered.
+
+Sinks: with ``file`` the segments are the log (kept; rotation past ``segment_bytes``). With
+``redis`` they are a spool that ``RedisShipper`` appends to a Redis Stream and then deletes.
+
+Pending records (written, not yet durable at the sink) form the bounded queue: past
+``max_pending`` the server refuses new requests with 503 rather than answer what it cannot log.
+A failed write fails the batch (503), and failed writes, fsyncs and stream appends are counted in
+``loopline_prediction_log_failures_total``. Each worker holds an exclusive ``flock`` on every
+segment it has not finished with, so a segment nobody holds was left by a dead worker.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from loopline.serving.metrics import ServingMetrics
+
+logger = logging.getLogger(__name__)
+SUFFIX = ".jsonl"
+
+
+class LogUnavailable(Exception):
+    """The records could not be written: the batch must not be answered."""
+
+
+@dataclass(eq=False)
+class Segment:
+    path: Path
+    lock_fd: int
+    """Held (flock) until the segment is finished with: shipped, or closed for the file sink."""
+    fd: int = -1
+    """Open for appending while this worker writes it (the same descriptor as ``lock_fd``)."""
+    size: int = 0
+    records: int = 0
+    synced: int = 0
+    """Records fsynced."""
+    retired: bool = False
+
+    @classmethod
+    def create(cls, directory: Path, sequence: int) -> Segment:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        path = directory / f"{stamp}-{os.getpid()}-{sequence:05d}{SUFFIX}"
+        # Locked under a temporary name first: a scanner never sees an unlocked live segment.
+        temporary = path.with_suffix(".open")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(temporary, path)
+        return cls(path=path, lock_fd=fd, fd=fd)
+
+    @classmethod
+    def claim(cls, path: Path) -> Segment | None:
+        """Lock a segment left by a dead worker; None when a live worker holds it."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        if not path.exists():  # finished and deleted between the listing and the lock
+            os.close(fd)
+            return None
+        size = os.fstat(fd).st_size
+        return cls(path=path, lock_fd=fd, size=size, retired=True)
+
+    def release(self, delete: bool) -> None:
+        if delete:
+            self.path.unlink(missing_ok=True)
+        os.close(self.lock_fd)
+
+
+class Sink(Protocol):
+    """Where records become durable beyond the local segment (the ``redis`` sink)."""
+
+    name: str
+
+    def start(self, log: PredictionLog) -> None: ...
+
+    def stop(self, deadline: float) -> None: ...
+
+
+class PredictionLog:
+    """Owned by one worker; ``append`` is called from the event loop thread only."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        fsync_ms: float,
+        segment_bytes: int,
+        max_pending: int,
+        metrics: ServingMetrics,
+        sink: Sink | None = None,
+    ) -> None:
+        self.directory = directory
+        self.sink_name = sink.name if sink else "file"
+        self._fsync_s = fsync_ms / 1000
+        self._segment_bytes = segment_bytes
+        self._max_pending = max_pending
+        self._metrics = metrics
+        self._sink = sink
+        self._sequence = 0
+        self.segments: list[Segment] = []
+        """This worker's unfinished segments, oldest first; the last one is being written."""
+        self.lock = threading.Lock()
+        self.written = 0
+        self.durable = 0
+        self._stop = threading.Event()
+        self._syncer = threading.Thread(target=self._sync_loop, name="log-fsync", daemon=True)
+
+    @property
+    def pending(self) -> int:
+        return self.written - self.durable
+
+    @property
+    def full(self) -> bool:
+        return self.pending >= self._max_pending
+
+    def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._rotate()
+        self._syncer.start()
+        if self._sink:
+            self._sink.start(self)
+
+    def append(self, lines: Sequence[bytes]) -> None:
+        """Write ``lines`` (JSON, no newline) to the segment before their batch is answered."""
+        data = b"".join(line + b"\n" for line in lines)
+        segment = self.segments[-1]
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(segment.fd, view) :]
+            if self._fsync_s == 0:
+                os.fsync(segment.fd)
+        except OSError as error:
+            self._metrics.log_failures.labels(self.sink_name).inc()
+            self._rotate()  # never append after a torn write
+            raise LogUnavailable(f"prediction log write failed: {error}") from error
+        segment.size += len(data)
+        segment.records += len(lines)
+        self.written += len(lines)
+        if self._fsync_s == 0:
+            self._synced(segment, segment.records)
+        if segment.size >= self._segment_bytes:
+            self._rotate()
+        self._metrics.log_queue_depth.set(self.pending)
+
+    def close(self, timeout: float) -> None:
+        """Drain: fsync everything, give the sink until ``timeout`` to take the rest."""
+        deadline = time.monotonic() + timeout
+        self._stop.set()
+        self._syncer.join()
+        if self._sink:
+            self._sink.stop(deadline)
+        with self.lock:
+            remaining, self.segments = self.segments, []
+        for segment in remaining:
+            segment.release(delete=False)
+        self._metrics.log_queue_depth.set(self.pending)
+        if self.pending:
+            logger.error("prediction log closed with %d records not at the sink", self.pending)
+
+    def made_durable(self, records: int) -> None:
+        """``records`` more are durable at the sink (fsynced, or acknowledged by Redis)."""
+        self.durable += records
+        self._metrics.log_records.labels(self.sink_name).inc(records)
+        self._metrics.log_queue_depth.set(self.pending)
+
+    def finished(self, segment: Segment, delete: bool) -> None:
+        """Nothing more will be done with ``segment``: stop holding it."""
+        with self.lock:
+            self.segments = [s for s in self.segments if s is not segment]
+        segment.release(delete)
+
+    def _rotate(self) -> None:
+        with self.lock:
+            if self.segments:
+                self.segments[-1].retired = True
+            self._sequence += 1
+            self.segments.append(Segment.create(self.directory, self._sequence))
+
+    def _sync_loop(self) -> None:
+        interval = self._fsync_s or 0.2
+        while not self._stop.wait(interval):
+            self._sync_once()
+        self._sync_once()
+
+    def _sync_once(self) -> None:
+        with self.lock:
+            segments = list(self.segments)
+        for segment in segments:
+            records = segment.records
+            if records != segment.synced:
+                try:
+                    os.fsync(segment.fd)
+                except OSError as error:
+                    logger.error("fsync of %s failed: %s", segment.path, error)
+                    self._metrics.log_failures.labels(self.sink_name).inc()
+                    continue
+                self._synced(segment, records)
+            if segment.retired and self._sink is None and segment.synced == segment.records:
+                self.finished(segment, delete=False)
+
+    def _synced(self, segment: Segment, records: int) -> None:
+        with self.lock:
+            new = records - segment.synced
+            segment.synced = max(segment.synced, records)
+        if new > 0 and self._sink is None:
+            self.made_durable(new)
+
+
+def read_records(directory: Path) -> Iterator[dict[str, Any]]:
+    """Every readable record in ``directory``'s segments, oldest segment first.
+
+    A line that does not parse (a write torn by a full disk) is skipped and logged.
+    """
+    for path in sorted(directory.glob(f"*{SUFFIX}")):
+        with path.open("rb") as handle:
+            for number, line in enumerate(handle, 1):
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    logger.warning("%s:%d is not a JSON record; skipped", path, number)

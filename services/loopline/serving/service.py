@@ -1,0 +1,75 @@
+"""The BentoML service: ``bentoml serve loopline.serving.service:Predictor``, or ``loopline serve``.
+
+BentoML owns the process model (its arbiter, the workers, the shared socket, graceful
+shutdown), configuration and packaging (``bentofile.yaml``). The requests on the hot path do not
+go through its HTTP stack, which costs ~0.9 ms of CPU per request in middleware and, in 1.4.39,
+leaks a 60 s timer per request (``TimeoutMiddleware`` never cancels it), which makes every full
+garbage collection slower until the worker stalls for 50-150 ms (docs/serving-performance.md):
+
+- ``PredictorService`` (``service_class``) wraps the ASGI app BentoML builds in ``FastPath``,
+  which hands the predictor's routes (``PredictorApp.handles``) to the plain ASGI app in
+  ``http`` and everything else (lifespan, ``/livez``, ``/readyz``, docs) to BentoML;
+- BentoML's own metrics, access log and tracing are off: the predictor exports its own metrics,
+  and an access log line per request would cost more than the prediction.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import bentoml
+
+from loopline.settings import Settings
+
+Scope = dict[str, Any]
+
+
+class FastPath:
+    """Outermost ASGI layer: the predictor's routes skip BentoML's middleware and router."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._predictor: Any = None
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            if self._predictor is None:  # the service instance exists once lifespan has run
+                self._predictor = bentoml.get_current_service().http
+            if self._predictor.handles(scope["path"]):
+                await self._predictor(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class PredictorService(bentoml.Service[Any]):
+    def to_asgi(self, is_main: bool = True) -> Any:
+        return FastPath(super().to_asgi(is_main))
+
+
+@bentoml.service(
+    name="loopline-predictor",
+    service_class=PredictorService,
+    metrics={"enabled": False},
+    logging={"access": {"enabled": False}},
+    tracing={"sample_rate": 0.0},
+)
+class Predictor:
+    """Loads the model version given by settings (``LOOPLINE_*``) and serves it."""
+
+    def __init__(self) -> None:
+        from loopline.serving.http import PredictorApp
+        from loopline.serving.runtime import Runtime
+
+        # BentoML's server logging sends the root logger to its handler at WARNING.
+        logging.getLogger("loopline").setLevel(logging.INFO)
+        self.runtime = Runtime.load(Settings())
+        self.http = PredictorApp(self.runtime)
+
+    @bentoml.on_startup
+    async def start(self) -> None:
+        await self.runtime.start()
+
+    @bentoml.on_shutdown
+    async def stop(self) -> None:
+        await self.runtime.stop()

@@ -1,0 +1,46 @@
+"""The metric names and labels are a contract with the dashboard and the alert rules."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from loopline.serving.metrics import ServingMetrics
+
+CONTRACT = {
+    "loopline_request_duration_seconds": ("histogram", {"endpoint", "model_version"}),
+    "loopline_requests": ("counter", {"endpoint", "model_version", "code"}),
+    "loopline_feature_lookup_duration_seconds": ("histogram", set()),
+    "loopline_model_inference_duration_seconds": ("histogram", set()),
+    "loopline_batch_size": ("histogram", set()),
+    "loopline_feature_status": ("counter", {"feature_view", "status"}),
+    "loopline_prediction_score": ("histogram", {"model_version"}),
+    "loopline_prediction_log_queue_depth": ("gauge", set()),
+    "loopline_prediction_log_failures": ("counter", {"sink"}),
+    "loopline_prediction_log_records": ("counter", {"sink"}),
+    "loopline_model_info": ("gauge", {"model", "model_version", "artifact_sha256"}),
+}
+
+
+def test_every_contracted_series_is_exported_with_its_labels() -> None:
+    metrics = ServingMetrics.create()
+    metrics.request_duration.labels("predict", "v1").observe(0.001)
+    metrics.requests.labels("predict", "v1", "200").inc()
+    metrics.feature_lookup_duration.observe(0.0004)
+    metrics.model_inference_duration.observe(0.0002)
+    metrics.batch_size.observe(3)
+    metrics.feature_status.labels("origin_weather", "fresh").inc()
+    metrics.prediction_score.labels("v1").observe(0.3)
+    metrics.log_queue_depth.set(2)
+    metrics.log_failures.labels("redis").inc()
+    metrics.log_records.labels("file").inc()
+    metrics.model_info.labels("flight-delay", "v1", "ab" * 32).set(1)
+    body, content_type = metrics.exposition()
+    assert content_type.startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    for name, (kind, labels) in CONTRACT.items():
+        assert families[name].type == kind, name
+        sample_labels = {key for s in families[name].samples for key in s.labels} - {"le"}
+        assert sample_labels == labels, name
+    sample_names = {s.name for f in families.values() for s in f.samples}
+    assert {"loopline_requests_total", "loopline_prediction_log_records_total"} <= sample_names
+    assert "loopline_request_duration_seconds_bucket" in sample_names
