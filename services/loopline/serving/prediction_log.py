@@ -116,6 +116,10 @@ class PredictionLog:
         self._segment_bytes = segment_bytes
         self._max_pending = max_pending
         self._metrics = metrics
+        # Both series exist at 0 from the start (multiprocess mode exports only touched
+        # series), so the failure alert sees this sink before its first failure.
+        for series in (metrics.log_failures, metrics.log_records):
+            series.labels(self.sink_name)
         self._sink = sink
         self._sequence = 0
         self.segments: list[Segment] = []
