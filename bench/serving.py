@@ -124,6 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server-cpus", default=str((os.cpu_count() or 2) - 1))
     parser.add_argument("--client-cpus", default="0")
+    parser.add_argument("--redis-cpus", help="default: the client CPUs (Redis is not the server's)")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
@@ -133,8 +134,9 @@ def main() -> None:
     if not (ROOT / "feature_repo" / "data" / "manifest.json").exists():
         sys.exit("run `make demo` first: the benchmark serves the demo's model and features")
     results: dict[str, Any] = {"started": datetime.now(UTC).isoformat()}
+    args.redis_cpus = args.redis_cpus or args.client_cpus
     results["args"] = {k: str(v) for k, v in vars(args).items()}
-    results["machine"] = {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine()}
+    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
     duration = str(args.duration)
     with tempfile.TemporaryDirectory(prefix="loopline-bench-") as scratch:
         work = Path(scratch)
@@ -258,8 +260,8 @@ def report(results: dict[str, Any], out: Path) -> None:
         f"# Serving benchmark, {results['started'][:19]}Z",
         "",
         f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`; server CPUs "
-        f"{results['args']['server_cpus']}, clients and Redis on {results['args']['client_cpus']}"
-        f" ({results['machine']['cpus']} CPUs, {results['machine']['cpu']}).",
+        f"{results['args']['server_cpus']}, load generators on {results['args']['client_cpus']}, "
+        f"Redis on {results['args']['redis_cpus']} ({results['machine']['cpus']} CPUs).",
         "",
         f"Bare Starlette hello-world: {bare_max:,.0f} req/s max; unloaded p50 "
         f"{bare_unloaded['p50_ms']} ms, p99 {bare_unloaded['p99_ms']} ms.",

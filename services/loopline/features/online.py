@@ -8,10 +8,11 @@ so the work is split in two:
   proto descriptor) and keeps it as an ``OnlinePlan``: plain JSON, cached under
   ``<home>/cache`` and keyed by the sha256 of the registry and ``feature_store.yaml``.
 - ``OnlineFeatures`` reads the online store (SQLite or single-node Redis) directly, in Feast's
-  own storage layout, with one query per view (SQLite) or one pipelined round trip for all views
-  (Redis); enforces each view's TTL against the request's time, because Feast returns expired
-  values as present; and runs the on-demand view's own transformation, deserialised the way
-  Feast does it. The integration tests compare its values with ``get_online_features``.
+  own storage layout, with one query (SQLite) or one round trip (Redis) for all the views of a
+  batch, each entity key read once; enforces each view's TTL against the request's time,
+  because Feast returns expired values as present; and runs the on-demand view's own
+  transformation, deserialised the way Feast does it. The integration tests compare its values
+  with ``get_online_features``.
 """
 
 from __future__ import annotations

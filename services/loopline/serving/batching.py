@@ -31,10 +31,6 @@ class MicroBatcher:
         self._rows = 0
         self._scheduled: asyncio.Handle | None = None
 
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
-
     async def submit(self, submission: Submission) -> list[Prediction]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Prediction]] = loop.create_future()
@@ -47,7 +43,10 @@ class MicroBatcher:
         return await future
 
     def flush(self) -> None:
-        """Serve everything queued now (used at shutdown and by the scheduled callback)."""
+        """Serve everything queued now, not when the scheduled flush comes (at shutdown)."""
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
         while self._queue:
             self._flush_one()
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from loopline.errors import RegistryError
 from loopline.settings import Settings
 
 SHM = "/dev/shm"
@@ -16,19 +17,18 @@ SHM = "/dev/shm"
 
 def serve(
     ctx: typer.Context,
-    port: Annotated[int | None, typer.Option("--port", help="HTTP port [default: 3000].")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="HTTP port (default 3000).")] = None,
     grpc_port: Annotated[
-        int | None, typer.Option("--grpc-port", help="OIP gRPC port [default: 8081].")
+        int | None, typer.Option("--grpc-port", help="OIP gRPC port (default 8081).")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Worker processes [default: 1].")
+        int | None, typer.Option(min=1, help="Worker processes (default 1).")
     ] = None,
-    host: Annotated[str | None, typer.Option(help="Interface [default: 0.0.0.0].")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface (default 0.0.0.0).")] = None,
 ) -> None:
     """Serve the model: native JSON and OIP v2 REST on --port, OIP v2 gRPC on --grpc-port.
 
-    Everything else comes from LOOPLINE_* settings (model, features, log sink, limits); options
-    given here override them for every worker.
+    Everything else is LOOPLINE_* settings (docs/serving.md); options override them.
     """
     overrides = {"http_port": port, "grpc_port": grpc_port, "workers": workers, "host": host}
     for name, value in overrides.items():
@@ -42,6 +42,9 @@ def serve(
 def run_server(settings: Settings) -> None:
     """Start the arbiter and its workers; returns when they have stopped (SIGTERM, SIGINT)."""
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")  # no usage reports from a server
+    # BentoML restarts a worker that fails to start for ever: catch the commonest mistake here.
+    if settings.model_path is not None and not settings.model_path.is_dir():
+        raise RegistryError(f"LOOPLINE_MODEL_PATH {settings.model_path} is not a directory")
     from _bentoml_impl.server import serve_http
     from bentoml import Service
     from bentoml._internal.configuration.containers import BentoMLContainer

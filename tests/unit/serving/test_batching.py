@@ -100,7 +100,7 @@ def test_flush_serves_everything_queued() -> None:
         pending = [asyncio.ensure_future(batcher.submit(submission(1))) for _ in range(3)]
         await asyncio.sleep(0)
         batcher.flush()
-        assert batcher.queued == 0
+        assert model.batches == [[1, 1], [1]]  # served now, not on the timer 10 s away
         await asyncio.gather(*pending)
 
     asyncio.run(scenario())
@@ -108,10 +108,12 @@ def test_flush_serves_everything_queued() -> None:
 
 
 @pytest.mark.parametrize("wait_s", [0.0, 0.01])
-def test_the_batcher_is_idle_after_serving(wait_s: float) -> None:
-    async def scenario() -> None:
-        batcher = MicroBatcher(Model(), max_rows=8, wait_s=wait_s)
-        await batcher.submit(submission(1))
-        assert batcher.queued == 0
+def test_one_request_alone_is_served(wait_s: float) -> None:
+    model = Model()
 
-    asyncio.run(scenario())
+    async def scenario() -> list[Prediction]:
+        batcher = MicroBatcher(model, max_rows=8, wait_s=wait_s)
+        return await batcher.submit(submission(2, "solo"))
+
+    assert [p.request_id for p in asyncio.run(scenario())] == ["solo0", "solo1"]
+    assert model.batches == [[2]]
