@@ -5,7 +5,9 @@
 It starts a redis-server, materializes the demo's features into it, and runs, one after the
 other and pinned to the same CPUs (``--server-cpus``; load generators and Redis get the others):
 
-1. the bare Starlette app under uvicorn: maximum throughput (wrk) and unloaded latency;
+1. the bare Starlette app under uvicorn: maximum throughput (wrk) and unloaded latency; and
+   the bare gRPC baseline (``bench/grpc_hello.py``: a fixed ``ModelInfer`` answer on the
+   predictor's gRPC server set-up), the most Python gRPC serves on these cores;
 2. ``loopline serve`` (one worker, Redis features, file prediction log) twice, measuring the
    time from process start to ready with a cold and with a warm feature-plan cache;
 3. for native REST, OIP REST (JSON) and OIP gRPC: maximum throughput (closed loop, 16 in
@@ -22,8 +24,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,82 +32,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+from harness import BIN, ROOT, free_port, load, pinned, post_script, stop, tensor, wait_http, wrk
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-REQUEST = {
-    "origin": "EWR",
-    "carrier": "UA",
-    "tailnum": "N14228",
-    "dest": "IAH",
-    "sched_hour": 5,
-    "weekday": 1,
-    "distance": 1400.0,
-    "event_timestamp": "2013-08-31T23:50:00Z",
-}
+from loopline.model.spec import load_spec
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def pinned(cpus: str, *command: str) -> list[str]:
-    return ["taskset", "-c", cpus, *command]
-
-
-def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes]) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return time.monotonic() - started
-        except httpx.TransportError:
-            pass
-        time.sleep(0.02)
-    raise RuntimeError(f"{url} not ready in {timeout} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
-def wrk(cpus: str, url: str, duration: float, script: Path | None) -> float:
-    command = ["wrk", "-t1", "-c16", f"-d{duration:.0f}s", url]
-    if script is not None:
-        command += ["-s", str(script)]
-    output = subprocess.run(pinned(cpus, *command), capture_output=True, text=True, check=True)
-    line = next(ln for ln in output.stdout.splitlines() if ln.startswith("Requests/sec"))
-    if "Non-2xx" in output.stdout:
-        raise RuntimeError(f"wrk saw errors:\n{output.stdout}")
-    return float(line.split()[1])
-
-
-def load(cpus: str, *arguments: str) -> dict[str, Any]:
-    command = [sys.executable, str(ROOT / "bench" / "load.py"), *arguments]
-    output = subprocess.run(pinned(cpus, *command), capture_output=True, text=True, check=True)
-    result: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
-    if result["errors"]:
-        raise RuntimeError(f"{arguments}: {result['errors']} errors")
-    return result
-
-
-def post_script(directory: Path, path: str, body: bytes) -> Path:
-    script = directory / f"{path.strip('/').replace('/', '_')}.lua"
-    script.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(body.decode())}\n"
-    )
-    return script
+REQUEST = {**load_spec("flight-delay").example_request, "event_timestamp": "2013-08-31T23:50:00Z"}
 
 
 def setup_features(work: Path, redis_url: str) -> Path:
@@ -158,6 +87,7 @@ def main() -> None:
             (work / "native.json").write_bytes(native)
             (work / "oip.json").write_bytes(oip)
             results["bare"] = bare(args, work, duration)
+            results["bare_grpc"] = bare_grpc(args, work, duration)
             env = {
                 **{k: v for k, v in os.environ.items() if not k.startswith("LOOPLINE_")},
                 "LOOPLINE_FEATURE_REPO": str(repo),
@@ -170,13 +100,6 @@ def main() -> None:
         finally:
             stop(redis)
     report(results, args.out)
-
-
-def tensor(name: str, value: object) -> dict[str, Any]:
-    datatype = (
-        "BYTES" if isinstance(value, str) else "FP64" if isinstance(value, float) else "INT64"
-    )
-    return {"name": name, "datatype": datatype, "shape": [1], "data": [value]}
 
 
 def bare(args: argparse.Namespace, work: Path, duration: str) -> dict[str, Any]:
@@ -196,6 +119,29 @@ def bare(args: argparse.Namespace, work: Path, duration: str) -> dict[str, Any]:
     finally:
         stop(server)
     return {"max_rps": maximum, "unloaded": unloaded}
+
+
+def bare_grpc(args: argparse.Namespace, work: Path, duration: str) -> dict[str, Any]:
+    port = free_port()
+    command = [sys.executable, str(ROOT / "bench" / "grpc_hello.py"), "--port", str(port)]
+    server = subprocess.Popen(pinned(args.server_cpus, *command), cwd=ROOT)
+    try:
+        target = ["grpc", "--target", f"127.0.0.1:{port}", "--body", str(work / "oip.json")]
+        deadline = time.monotonic() + 30
+        while True:  # the first call connects; retry until the server listens
+            try:
+                load(args.client_cpus, *target, "--duration", "1", "--concurrency", "1")
+                break
+            except subprocess.CalledProcessError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        load(args.client_cpus, *target, "--duration", "3", "--concurrency", "16")  # warm-up
+        maximum = load(args.client_cpus, *target, "--duration", duration, "--concurrency", "16")
+        unloaded = load(args.client_cpus, *target, "--duration", duration, "--rate", "200")
+    finally:
+        stop(server)
+    return {"max_rps": maximum["rate"], "unloaded": unloaded}
 
 
 def predictor(
@@ -256,6 +202,7 @@ def predictor(
 
 def report(results: dict[str, Any], out: Path) -> None:
     bare_max, bare_unloaded = results["bare"]["max_rps"], results["bare"]["unloaded"]
+    grpc_max = results["bare_grpc"]["max_rps"]
     lines = [
         f"# Serving benchmark, {results['started'][:19]}Z",
         "",
@@ -265,19 +212,25 @@ def report(results: dict[str, Any], out: Path) -> None:
         "",
         f"Bare Starlette hello-world: {bare_max:,.0f} req/s max; unloaded p50 "
         f"{bare_unloaded['p50_ms']} ms, p99 {bare_unloaded['p99_ms']} ms.",
+        f"Bare gRPC ModelInfer (bench/grpc_hello.py): {grpc_max:,.0f} req/s max "
+        f"({grpc_max / bare_max:.2f} of bare Starlette); unloaded p50 "
+        f"{results['bare_grpc']['unloaded']['p50_ms']} ms, "
+        f"p99 {results['bare_grpc']['unloaded']['p99_ms']} ms.",
         f"Predictor ready after {results['predictor']['ready_cold_cache_s']} s (cold feature-plan "
         f"cache) and {results['predictor']['ready_warm_cache_s']} s (warm); target 3 s.",
         "",
-        "| path | max req/s | ratio to bare (≥ 0.25) | unloaded p50 (≤ 1 ms) "
-        "| unloaded p99 (≤ 3 ms) | rate at 70 % | p99 at 70 % (≤ 5 ms) |",
-        "|---|---|---|---|---|---|---|",
+        "| path | max req/s | ratio to bare Starlette (≥ 0.25) | ratio to bare gRPC "
+        "| unloaded p50 (≤ 1 ms) | unloaded p99 (≤ 3 ms) | rate at 70 % | p99 at 70 % (≤ 5 ms) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in ("native_rest", "oip_rest", "oip_grpc"):
         path = results["predictor"][name]
         ratio = path["max_rps"] / bare_max
         path["ratio"] = round(ratio, 3)
+        to_grpc = f"{path['max_rps'] / grpc_max:.2f}" if name == "oip_grpc" else "n/a"
         lines.append(
-            f"| {name} | {path['max_rps']:,.0f} | {ratio:.2f} | {path['unloaded']['p50_ms']} ms "
+            f"| {name} | {path['max_rps']:,.0f} | {ratio:.2f} | {to_grpc} "
+            f"| {path['unloaded']['p50_ms']} ms "
             f"| {path['unloaded']['p99_ms']} ms | {path['at_70_percent']['rate']:,.0f} "
             f"| {path['at_70_percent']['p99_ms']} ms |"
         )

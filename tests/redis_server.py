@@ -21,12 +21,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_redis(directory: Path, *extra: str) -> Iterator[str]:
-    """Start redis-server in ``directory``; yield its ``redis://`` URL; stop it afterwards."""
+def running_redis(directory: Path, *extra: str, port: int | None = None) -> Iterator[str]:
+    """Start redis-server in ``directory`` on ``port`` (a free one by default); yield its
+    ``redis://`` URL; stop it afterwards."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed: run `make install` (it installs it)")
-    port = free_port()
+    port = free_port() if port is None else port
     command = [
         binary,
         "--port",

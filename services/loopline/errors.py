@@ -4,15 +4,35 @@ LooplineError
 ├── DataNotPreparedError      a job needs `loopline data prepare` first
 ├── SpecError                 a model spec is missing or invalid
 ├── ArtifactIntegrityError    an artifact's files do not match their recorded sha256
-└── RegistryError             an unknown model, version or alias
+├── RegistryError             an unknown model, version or alias
+└── RequestError              a served request ends in an error, with its HTTP status and gRPC code
+    ├── BadRequest             400   malformed input; the message names the field
+    ├── Unauthorized           401   missing or wrong bearer token
+    ├── NotFound               404   unknown model, version or route
+    ├── PayloadTooLarge        413   body over ``max_body_bytes``, refused before parsing
+    ├── Overloaded             429   more requests in flight than ``max_concurrency``
+    └── Unavailable            503   not ready (warming up, draining), or the prediction log
+                                     cannot take the records (queue full, write failed)
+
+The predictor's REST paths answer ``{"error": message}`` with the status; gRPC aborts with the
+code.
 """
+
+from __future__ import annotations
 
 __all__ = [
     "ArtifactIntegrityError",
+    "BadRequest",
     "DataNotPreparedError",
     "LooplineError",
+    "NotFound",
+    "Overloaded",
+    "PayloadTooLarge",
     "RegistryError",
+    "RequestError",
     "SpecError",
+    "Unauthorized",
+    "Unavailable",
 ]
 
 
@@ -34,3 +54,38 @@ class ArtifactIntegrityError(LooplineError):
 
 class RegistryError(LooplineError):
     """The registry has no such model, version or alias."""
+
+
+class RequestError(LooplineError):
+    """A request the predictor answers with an error: ``status`` (HTTP) and ``grpc_code``."""
+
+    status = 500
+    grpc_code = "INTERNAL"
+
+    def __init_subclass__(cls, status: int, grpc_code: str, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.status, cls.grpc_code = status, grpc_code
+
+
+class BadRequest(RequestError, status=400, grpc_code="INVALID_ARGUMENT"):
+    """Malformed input; the message names the field."""
+
+
+class Unauthorized(RequestError, status=401, grpc_code="UNAUTHENTICATED"):
+    """Missing or wrong bearer token."""
+
+
+class NotFound(RequestError, status=404, grpc_code="NOT_FOUND"):
+    """Unknown model, version or route."""
+
+
+class PayloadTooLarge(RequestError, status=413, grpc_code="RESOURCE_EXHAUSTED"):
+    """A body over ``max_body_bytes``, refused before it is parsed."""
+
+
+class Overloaded(RequestError, status=429, grpc_code="RESOURCE_EXHAUSTED"):
+    """More requests in flight than ``max_concurrency``."""
+
+
+class Unavailable(RequestError, status=503, grpc_code="UNAVAILABLE"):
+    """Not ready (warming up, draining), or the prediction log cannot take the records."""

@@ -4,7 +4,7 @@ Only what the project's Dockerfile uses is understood: ARG, ENV, WORKDIR, COPY (
 RUN, USER, EXPOSE, ENTRYPOINT and CMD in exec form. Absolute paths in the image (``/opt/...``)
 live under a root directory on this machine; RUN steps run with the build arguments and ENV in
 their environment, as Docker runs them, and the build context is the repository filtered by
-``.dockerignore`` with Docker's rules (last matching pattern wins, parents count).
+``.dockerignore`` (``tests.k8s.dockerignore``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+from tests.k8s.dockerignore import Rules, context_files, ignore_rules
 
 
 @dataclass(frozen=True)
@@ -97,69 +99,6 @@ def exec_form(args: str) -> list[str]:
 
 def env_pairs(args: str) -> list[tuple[str, str]]:
     return [tuple(item.split("=", 1)) for item in shlex.split(args)]  # type: ignore[misc]
-
-
-# --- .dockerignore ------------------------------------------------------------------------------
-
-
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    """A .dockerignore pattern as a regex: ``**/`` any folders, ``*`` and ``?`` within one."""
-    out = ""
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out += "(?:.*/)?"
-            i += 3
-        elif pattern.startswith("**", i):
-            out += ".*"
-            i += 2
-        elif pattern[i] == "*":
-            out += "[^/]*"
-            i += 1
-        elif pattern[i] == "?":
-            out += "[^/]"
-            i += 1
-        else:
-            out += re.escape(pattern[i])
-            i += 1
-    return re.compile(out + r"\Z")
-
-
-def ignore_rules(path: Path) -> list[tuple[bool, re.Pattern[str]]]:
-    """(negated, regex) for each pattern of a .dockerignore, in order."""
-    rules = []
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        negated = line.startswith("!")
-        pattern = os.path.normpath(line.lstrip("!").strip()).lstrip("/")
-        rules.append((negated, _pattern_regex(pattern)))
-    return rules
-
-
-def is_ignored(relative: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
-    """Docker's rule: a pattern matching the path or any of its parents decides; last wins."""
-    candidates = [relative, *(str(p) for p in PurePosixPath(relative).parents if str(p) != ".")]
-    ignored = False
-    for negated, regex in rules:
-        if any(regex.match(c) for c in candidates):
-            ignored = not negated
-    return ignored
-
-
-def context_files(root: Path, source: str, rules: list[tuple[bool, re.Pattern[str]]]) -> list[str]:
-    """The files of one COPY source that the build context holds, relative to the context."""
-    path = root / source
-    if path.is_file():
-        relative = path.relative_to(root).as_posix()
-        return [] if is_ignored(relative, rules) else [relative]
-    files = []
-    for file in sorted(path.rglob("*")):
-        relative = file.relative_to(root).as_posix()
-        if file.is_file() and not is_ignored(relative, rules):
-            files.append(relative)
-    return files
 
 
 # --- replay -------------------------------------------------------------------------------------
@@ -273,7 +212,7 @@ def _copy(
     image: Image,
     *,
     context: Path,
-    rules: list[tuple[bool, re.Pattern[str]]],
+    rules: Rules,
     stages: Mapping[str, Image],
     variables: Mapping[str, str],
 ) -> None:

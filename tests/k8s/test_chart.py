@@ -1,24 +1,17 @@
 """The Helm chart: lint, render every variant, validate each object against its schema, and check
-the values documentation, the values schema and the KServe objects' contract."""
+which objects each variant holds. The values are checked in test_values.py, the predictor's
+objects in test_inference_service.py."""
 
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
-from typing import Any
 
-import jsonschema
 import pytest
-import yaml
 
 from tests.k8s import kube
 from tests.k8s.conftest import VARIANTS
 
 pytestmark = pytest.mark.k8s
-
-VALUES_YAML = kube.CHART / "values.yaml"
-VALUES_SCHEMA = kube.CHART / "values.schema.json"
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -69,9 +62,16 @@ def test_validation_catches_a_bad_object(renders: dict[str, list[kube.Doc]]) -> 
         kube.validate_prometheus_operator([broken])
 
 
+def _objects(docs: list[kube.Doc], *expected: tuple[str, str]) -> set[tuple[str, str]]:
+    """The (kind, name) of every object of a render, once it is checked to hold ``expected``."""
+    objects = {kube.key(d) for d in docs}
+    assert set(expected) <= objects, f"not rendered: {sorted(set(expected) - objects)}"
+    return objects
+
+
 def test_default_render_holds_the_stack(renders: dict[str, list[kube.Doc]]) -> None:
-    names = {kube.key(d) for d in renders["default"]}
-    assert {
+    names = _objects(
+        renders["default"],
         ("ServingRuntime", "loopline"),
         ("InferenceService", "flight-delay"),
         ("StatefulSet", "loopline-redis"),
@@ -86,7 +86,7 @@ def test_default_render_holds_the_stack(renders: dict[str, list[kube.Doc]]) -> N
         ("Role", "loopline-rollout"),
         ("NetworkPolicy", "loopline-default-deny"),
         ("Pod", "loopline-test-ready"),
-    } <= names
+    )
     kinds = {kind for kind, _ in names}
     assert not kinds & {"ServiceMonitor", "PrometheusRule", "Secret", "ClusterRole"}
     retrain = next(d for d in renders["default"] if kube.key(d)[1].startswith("loopline-retrain"))
@@ -96,109 +96,20 @@ def test_default_render_holds_the_stack(renders: dict[str, list[kube.Doc]]) -> N
 
 
 def test_optional_parts_follow_their_flags(renders: dict[str, list[kube.Doc]]) -> None:
-    full = {kube.key(d) for d in renders["all-flags"]}
-    assert {
+    _objects(
+        renders["all-flags"],
         ("ServiceMonitor", "loopline"),
         ("PrometheusRule", "loopline"),
         ("ConfigMap", "loopline-grafana-dashboard"),
         ("InferenceService", "flight-delay-challenger"),
         ("CronJob", "loopline-monitor-flight-delay-challenger"),
-    } <= full
-    external = {kube.key(d) for d in renders["knative-hpa-external-url"]}
+    )
+    external = _objects(renders["knative-hpa-external-url"])
     assert not {k for k in external if k[0] in ("NetworkPolicy", "StatefulSet", "Role", "Pod")}
     assert ("PersistentVolumeClaim", "loopline-data") not in external
-    kpa = {kube.key(d) for d in renders["knative-kpa"]}
+    kpa = _objects(renders["knative-kpa"])
     assert ("StatefulSet", "loopline-redis") not in kpa
     assert ("NetworkPolicy", "loopline-redis") not in kpa
-
-
-def _env(container: kube.Doc) -> dict[str, Any]:
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
-
-
-def test_inference_service_contract(renders: dict[str, list[kube.Doc]]) -> None:
-    docs = renders["default"]
-    runtime = next(d for d in docs if d["kind"] == "ServingRuntime")
-    isvc = next(d for d in docs if d["kind"] == "InferenceService")
-    predictor = isvc["spec"]["predictor"]
-    model = predictor["model"]
-    assert model["runtime"] == runtime["metadata"]["name"]
-    assert model["protocolVersion"] == "v2"
-    assert model["modelFormat"] in [
-        {"name": f["name"], "version": f["version"]}
-        for f in runtime["spec"]["supportedModelFormats"]
-    ]
-    assert model["storageUri"] == "pvc://loopline-data/serving/flight-delay"
-    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
-    assert isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "hpa"
-    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (1, 4)
-    assert (predictor["scaleMetric"], predictor["scaleTarget"]) == ("cpu", 70)
-    assert "canaryTrafficPercent" not in predictor
-    assert model["resources"]["limits"] == {"cpu": "2", "memory": "3Gi"}
-    env = _env(model)
-    assert env["LOOPLINE_MODEL_PATH"] == "/mnt/models"
-    assert env["LOOPLINE_REDIS_URL"] == "redis://loopline-redis:6379/0"
-    assert env["LOOPLINE_FEATURE_REPO"] == "/var/run/loopline/feature_repo"
-
-    full = renders["all-flags"]
-    first, second = (d for d in full if d["kind"] == "InferenceService")
-    assert (
-        first["spec"]["predictor"]["minReplicas"],
-        first["spec"]["predictor"]["maxReplicas"],
-    ) == (
-        2,
-        6,
-    )
-    assert second["spec"]["predictor"]["model"]["storageUri"] == "pvc://models/flight-delay/v2"
-    assert _env(first["spec"]["predictor"]["model"])["LOOPLINE_REDIS_URL"] == (
-        "redis://:$(REDIS_PASSWORD)@loopline-redis:6379/0"
-    )
-
-
-def test_knative_modes(renders: dict[str, list[kube.Doc]]) -> None:
-    kpa = next(d for d in renders["knative-kpa"] if d["kind"] == "InferenceService")
-    annotations = kpa["metadata"]["annotations"]
-    assert annotations["serving.kserve.io/deploymentMode"] == "Knative"
-    assert annotations["autoscaling.knative.dev/class"] == "kpa.autoscaling.knative.dev"
-    predictor = kpa["spec"]["predictor"]
-    assert (predictor["scaleMetric"], predictor["scaleTarget"]) == ("concurrency", 8)
-    assert predictor["canaryTrafficPercent"] == 10
-    assert predictor["minReplicas"] == 0
-    assert predictor["model"]["storageUri"] == "s3://loopline-models/prod/serving/flight-delay"
-    assert _env(predictor["model"])["LOOPLINE_REDIS_URL"] == {
-        "secretKeyRef": {"name": "loopline-external-redis", "key": "url"}
-    }
-    account = next(
-        d for d in renders["knative-kpa"] if kube.key(d) == ("ServiceAccount", "loopline-predictor")
-    )
-    assert account["secrets"] == [{"name": "loopline-s3"}]
-    hpa = next(d for d in renders["knative-hpa-external-url"] if d["kind"] == "InferenceService")
-    assert hpa["metadata"]["annotations"]["autoscaling.knative.dev/class"] == (
-        "hpa.autoscaling.knative.dev"
-    )
-    assert hpa["spec"]["predictor"]["scaleMetric"] == "cpu"
-    assert hpa["spec"]["predictor"]["model"]["storageUri"] == (
-        "pvc://shared-loopline/serving/flight-delay"
-    )
-
-
-def test_serving_runtime_ports_and_probes(renders: dict[str, list[kube.Doc]]) -> None:
-    runtime = next(d for d in renders["default"] if d["kind"] == "ServingRuntime")
-    (container,) = runtime["spec"]["containers"]
-    assert container["args"] == ["serve", "--port=3000", "--grpc-port=8081"]
-    assert container["ports"] == [
-        {"name": "http1", "containerPort": 3000, "protocol": "TCP"},
-        {"name": "h2c", "containerPort": 8081, "protocol": "TCP"},
-    ]
-    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 3000}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 3000}
-    assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/live"
-    assert runtime["spec"]["protocolVersions"] == ["v2", "grpc-v2"]
-    # Knative allows one port per container: HTTP only.
-    knative = next(d for d in renders["knative-kpa"] if d["kind"] == "ServingRuntime")
-    (container,) = knative["spec"]["containers"]
-    assert [p["name"] for p in container["ports"]] == ["http1"]
-    assert container["args"] == ["serve", "--port=3000"]
 
 
 def test_helm_test_pod_calls_the_oip_ready_routes(renders: dict[str, list[kube.Doc]]) -> None:
@@ -233,92 +144,6 @@ def test_notes_tell_how_to_reach_the_endpoints() -> None:
     assert "/v2/health/ready" in notes
     assert "flight-delay-predictor.loopline.svc.cluster.local:8081" in notes
     assert "helm test loopline" in notes
-
-
-# --- values: documented, typed ------------------------------------------------------------------
-
-
-def _leaves(node: Any, schema: dict[str, Any], prefix: str = "") -> set[str]:
-    """Dotted paths of the settings in values.yaml. The schema says where a setting is a map of
-    settings (declared properties) rather than a free-form value (labels, NetworkPolicy peers);
-    the keys of a list of models are documented once, as ``models[0].<key>``."""
-    props = schema.get("properties")
-    if isinstance(node, dict) and props:
-        out: set[str] = set()
-        for k, v in node.items():
-            assert k in props, f"{prefix}.{k} is not in values.schema.json"
-            out |= _leaves(v, props[k], f"{prefix}.{k}" if prefix else k)
-        return out
-    items = schema.get("items", {})
-    if isinstance(node, list) and items.get("additionalProperties") is False:
-        return {p for item in node for p in _leaves(item, items, f"{prefix}[0]")}
-    return {prefix}
-
-
-def _values_and_schema() -> tuple[dict[str, Any], dict[str, Any]]:
-    return yaml.safe_load(VALUES_YAML.read_text()), json.loads(VALUES_SCHEMA.read_text())
-
-
-def test_every_value_is_documented() -> None:
-    text = VALUES_YAML.read_text()
-    documented = set(re.findall(r"^\s*## @param (\S+) \S", text, flags=re.MULTILINE))
-    leaves = _leaves(*_values_and_schema())
-    assert leaves - documented == set(), "values without a ## @param line"
-    assert documented - leaves == set(), "## @param lines naming no value"
-    assert 300 <= len(text.splitlines()) < 1000
-
-
-def _schema_paths(schema: dict[str, Any], prefix: str = "") -> set[str]:
-    if (
-        schema.get("type") == "array"
-        and schema.get("items", {}).get("additionalProperties") is False
-    ):
-        return _schema_paths(schema["items"], f"{prefix}[0]")
-    props = schema.get("properties")
-    if not props:
-        return {prefix}
-    out: set[str] = set()
-    for k, v in props.items():
-        out |= _schema_paths(v, f"{prefix}.{k}" if prefix else k)
-    return out
-
-
-def test_values_schema_matches_values() -> None:
-    values, schema = _values_and_schema()
-    jsonschema.Draft7Validator.check_schema(schema)
-    jsonschema.validate(values, schema)
-    # Every value has a schema entry and every schema entry a value (global is Helm's own).
-    assert _leaves(values, schema) == _schema_paths(schema) - {"global"}
-
-
-@pytest.mark.parametrize(
-    ("sets", "message"),
-    [
-        (["predictor.autoscaling.class=bogus"], "class"),
-        (["kserve.deploymentMode=Serverless"], "deploymentMode"),
-        (["image.pullPolicy=Sometimes"], "pullPolicy"),
-        (["typo=1"], "typo"),
-        (["predictor.autoscaling.cpuUtilization=150"], "cpuUtilization"),
-        (["securityContext.runAsUser=0"], "runAsUser"),
-        (["predictor.autoscaling.class=kpa"], "needs kserve.deploymentMode=Knative"),
-        (["modelStorage.type=s3"], "needs modelStorage.s3.bucket"),
-        (["redis.enabled=false"], "externalRedis.url or externalRedis.existingSecret"),
-    ],
-)
-def test_invalid_values_are_refused(sets: list[str], message: str) -> None:
-    with pytest.raises(AssertionError, match=re.escape(message)):
-        kube.helm_template(sets=sets)
-
-
-def test_canary_needs_knative(tmp_path: Path) -> None:
-    values = tmp_path / "canary.yaml"
-    values.write_text(
-        yaml.safe_dump(
-            {"models": [{"name": "flight-delay", "spec": "x", "canaryTrafficPercent": 5}]}
-        )
-    )
-    with pytest.raises(AssertionError, match="canaryTrafficPercent needs"):
-        kube.run([kube.HELM, "template", "x", kube.CHART, "--values", values])
 
 
 def test_service_monitor_scrapes_the_predictor_services(renders: dict[str, list[kube.Doc]]) -> None:

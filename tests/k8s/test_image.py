@@ -16,7 +16,7 @@ import pytest
 
 from loopline.registry.store import ModelRegistry
 from tests.conftest import TrainedSetup
-from tests.k8s import dockerfile, kube, predictor
+from tests.k8s import dockerfile, dockerignore, kube, predictor
 
 pytestmark = pytest.mark.k8s
 
@@ -67,11 +67,11 @@ def test_bentofile_builds_the_same_service() -> None:
         config = BentoBuildConfig.from_yaml(f)
     assert config.python.requirements_txt == "./requirements.lock"
     assert config.python.extra_index_url == ["https://download.pytorch.org/whl/cpu"]
-    rules = dockerfile.ignore_rules(kube.ROOT / ".dockerignore")
+    rules = dockerignore.ignore_rules(kube.ROOT / ".dockerignore")
     image_sources = {
         f
         for source in ("services", "feature_repo")
-        for f in dockerfile.context_files(kube.ROOT, source, rules)
+        for f in dockerignore.context_files(kube.ROOT, source, rules)
         if f.endswith((".py", ".yaml"))
     }
     from pathspec import PathSpec

@@ -88,6 +88,16 @@ class ModelSpec(_Strict):
     promotion: PromotionSpec = PromotionSpec()
     drift: DriftSpec = DriftSpec()
     slices: list[str] = Field(default_factory=list)
+    example_request: dict[str, str | int | float] = Field(default_factory=dict)
+    """A request as callers send it (entity keys and request fields), for the docs, the
+    benchmark and smoke tests."""
+
+    @model_validator(mode="after")
+    def _example_is_complete(self) -> ModelSpec:
+        expected = set(self.entity_keys) | set(self.request_fields)
+        if self.example_request and set(self.example_request) != expected:
+            raise ValueError(f"example_request must have exactly the fields {sorted(expected)}")
+        return self
 
     def fields_of(self, kind: FieldKind) -> list[str]:
         return [name for name, field_kind in self.request_fields.items() if field_kind == kind]

@@ -1,35 +1,45 @@
-"""Micro-batching: concurrent requests share one feature lookup and one model call.
+"""Micro-batching: concurrent requests share one feature read and one model call.
 
 Every protocol submits to the same ``MicroBatcher`` on the worker's event loop (gRPC's threads
-hand their calls over to it). The first submission of a batch schedules the flush: by default on
-the next event-loop turn, so the requests that arrived in the same turn are served together and
-an idle server adds no delay; while a batch runs, the loop is busy and new requests queue, so
-batches grow with load by themselves. ``wait_s`` holds every batch that long for more rows
-instead (uvloop's timers have millisecond resolution). A request is never split across batches;
-one larger than ``max_rows`` is served alone.
+hand their calls over to it). A batch is served in two stages (``Stages``): ``begin`` sends its
+feature read and returns an awaitable, ``complete`` runs the model and logs. One read is in
+flight at a time: requests that arrive meanwhile queue, and when the read comes back the next
+batch's read is sent at once, before this batch's model runs, so the round trip to the store
+overlaps the model instead of idling the worker. Batches therefore grow with load by themselves,
+and an idle server adds no delay: the first submission flushes on the next event-loop turn,
+serving together the requests that arrived in the same turn. ``wait_s`` holds a batch that long
+for more rows instead, unless a read in flight comes back first (uvloop's timers have
+millisecond resolution). A request is never split across batches; one larger than ``max_rows``
+is served alone.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol
 
 from loopline.serving.core import Prediction, Submission
 
+_Waiting = tuple[Submission, "asyncio.Future[list[Prediction]]"]
+
+
+class Stages(Protocol):
+    def begin(self, batch: Sequence[Submission]) -> Awaitable[Any]: ...
+
+    def complete(self, batch: Sequence[Submission], fetched: Any) -> list[list[Prediction]]: ...
+
 
 class MicroBatcher:
-    def __init__(
-        self,
-        run: Callable[[Sequence[Submission]], list[list[Prediction]]],
-        max_rows: int,
-        wait_s: float,
-    ) -> None:
-        self._run = run
+    def __init__(self, stages: Stages, max_rows: int, wait_s: float) -> None:
+        self._stages = stages
         self._max_rows = max_rows
         self._wait_s = wait_s
-        self._queue: list[tuple[Submission, asyncio.Future[list[Prediction]]]] = []
+        self._queue: list[_Waiting] = []
         self._rows = 0
         self._scheduled: asyncio.Handle | None = None
+        self._reading = False
+        self._batches: set[asyncio.Task[None]] = set()
 
     async def submit(self, submission: Submission) -> list[Prediction]:
         loop = asyncio.get_running_loop()
@@ -42,13 +52,15 @@ class MicroBatcher:
             self._reschedule(loop, self._wait_s)
         return await future
 
-    def flush(self) -> None:
-        """Serve everything queued now, not when the scheduled flush comes (at shutdown)."""
+    async def drain(self) -> None:
+        """Serve everything queued and in flight now, not when it is due (at shutdown)."""
         if self._scheduled is not None:
             self._scheduled.cancel()
             self._scheduled = None
-        while self._queue:
-            self._flush_one()
+        while self._queue or self._batches:
+            if self._queue and not self._reading:
+                self._flush_one()
+            await asyncio.wait(set(self._batches))
 
     def _reschedule(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
         if self._scheduled is not None:
@@ -60,9 +72,8 @@ class MicroBatcher:
 
     def _on_timer(self) -> None:
         self._scheduled = None
-        self._flush_one()
-        if self._queue:  # what did not fit: next turn, so the loop can answer this batch first
-            self._scheduled = asyncio.get_running_loop().call_soon(self._on_timer)
+        if not self._reading:  # else the read in flight flushes when it comes back
+            self._flush_one()
 
     def _flush_one(self) -> None:
         taken, rows = 0, 0
@@ -75,12 +86,40 @@ class MicroBatcher:
         self._rows -= rows
         live = [(s, f) for s, f in batch if not f.cancelled()]  # callers that went away
         if not live:
+            if self._queue:
+                self._flush_one()
             return
+        submissions = [submission for submission, _ in live]
         try:
-            results = self._run([submission for submission, _ in live])
+            reading = self._stages.begin(submissions)
         except Exception as error:
-            for _, future in live:
-                future.set_exception(error)
+            _fail(live, error)
+            return
+        self._reading = True
+        task = asyncio.get_running_loop().create_task(self._serve(live, submissions, reading))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+
+    async def _serve(
+        self, live: list[_Waiting], submissions: list[Submission], reading: Awaitable[Any]
+    ) -> None:
+        try:
+            try:
+                fetched = await reading
+            finally:
+                self._reading = False
+                if self._queue:  # the next batch's read goes out before this batch's model runs
+                    self._flush_one()
+            results = self._stages.complete(submissions, fetched)
+        except Exception as error:
+            _fail(live, error)
             return
         for (_, future), predictions in zip(live, results, strict=True):
-            future.set_result(predictions)
+            if not future.done():
+                future.set_result(predictions)
+
+
+def _fail(waiting: list[_Waiting], error: Exception) -> None:
+    for _, future in waiting:
+        if not future.done():
+            future.set_exception(error)

@@ -26,9 +26,9 @@ from typing import Any, TypeVar
 
 import grpc
 
+from loopline.errors import RequestError, Unauthorized, Unavailable
 from loopline.serving import oip
 from loopline.serving.core import Prediction
-from loopline.serving.errors import RequestError, Unauthorized, Unavailable
 from loopline.serving.runtime import Runtime
 from loopline.serving.schema import Row
 

@@ -18,15 +18,14 @@ from typing import Any
 
 import orjson
 
-from loopline.serving import oip
-from loopline.serving.core import Prediction
-from loopline.serving.errors import (
-    BadRequest,
+from loopline.errors import (
     NotFound,
     PayloadTooLarge,
     RequestError,
     Unauthorized,
 )
+from loopline.serving import oip, oip_rest
+from loopline.serving.core import Prediction
 from loopline.serving.runtime import Runtime
 from loopline.serving.schema import parse_objects
 
@@ -78,6 +77,7 @@ class PredictorApp:
             e: runtime.metrics.request_duration.labels(e, self._version)
             for e in ("predict", "predict_batch", "v2_infer", "v2_metadata", "v2_health", "metrics")
         }
+        self._counters: dict[tuple[str, int], Any] = {}
         self._fixed: dict[str, tuple[str, Callable[..., Awaitable[_Reply]]]] = {
             "/predict": ("predict", self._predict),
             "/predict_batch": ("predict_batch", self._predict_batch),
@@ -112,7 +112,14 @@ class PredictorApp:
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
         self._durations[endpoint].observe(time.perf_counter() - started)
-        self.runtime.metrics.requests.labels(endpoint, self._version, reply.status).inc()
+        self._count(endpoint, reply.status)
+
+    def _count(self, endpoint: str, status: int) -> None:
+        counter = self._counters.get((endpoint, status))
+        if counter is None:  # ``labels()`` takes a lock and builds a key: once per series
+            counter = self.runtime.metrics.requests.labels(endpoint, self._version, status)
+            self._counters[endpoint, status] = counter
+        counter.inc()
 
     def _route(self, path: str) -> tuple[str, Callable[..., Awaitable[_Reply]], tuple[Any, ...]]:
         if path in self._fixed:
@@ -155,14 +162,18 @@ class PredictorApp:
 
     async def _predict(self, scope: Scope, receive: Receive) -> _Reply:
         async with self.runtime.admitted():
-            row = self.runtime.schema.parse_object(_parse(await self._body(scope, receive)))
+            row = self.runtime.schema.parse_object(
+                oip_rest.parse_json(await self._body(scope, receive))
+            )
             (prediction,) = await self.runtime.predict([row], "predict")
         return _Reply(200, orjson.dumps(self._native(prediction)))
 
     async def _predict_batch(self, scope: Scope, receive: Receive) -> _Reply:
         async with self.runtime.admitted():
             rows = parse_objects(
-                self.runtime.schema, _parse(await self._body(scope, receive)), MAX_BATCH_ROWS
+                self.runtime.schema,
+                oip_rest.parse_json(await self._body(scope, receive)),
+                MAX_BATCH_ROWS,
             )
             predictions = await self.runtime.predict(rows, "predict_batch")
         return _Reply(200, orjson.dumps([self._native(p) for p in predictions]))
@@ -185,40 +196,16 @@ class PredictorApp:
         async with self.runtime.admitted():
             body = await self._body(scope, receive)
             header = dict(scope["headers"]).get(b"inference-header-content-length")
-            request, binary = _split(body, header)
-            tensors = _inputs(request, binary)
+            request = oip_rest.InferRequest.parse(body, header)
             predictions = await self.runtime.predict(
-                oip.to_rows(self.runtime.schema, tensors), "v2_infer"
+                oip.to_rows(self.runtime.schema, request.tensors), "v2_infer"
             )
-        requested, binary_outputs, binary_default = _requested_outputs(request)
-        tensors = oip.select(
-            oip.outputs(self.runtime.served, self.runtime.views, predictions), requested
-        )
-        response: dict[str, Any] = {
-            "model_name": self.runtime.served.name,
-            "model_version": self._version,
-        }
-        if isinstance(request.get("id"), str):
-            response["id"] = request["id"]
-        response["outputs"], tail = [], []
-        for tensor in tensors:
-            entry: dict[str, Any] = {
-                "name": tensor.name,
-                "datatype": tensor.datatype,
-                "shape": tensor.shape,
-            }
-            if binary_outputs.get(tensor.name, binary_default):
-                data = oip.raw(tensor)
-                entry["parameters"] = {"binary_data_size": len(data)}
-                tail.append(data)
-            else:
-                entry["data"] = tensor.values
-            response["outputs"].append(entry)
-        head = orjson.dumps(response)
-        if not tail:
-            return _Reply(200, head)
-        headers = ((b"inference-header-content-length", b"%d" % len(head)),)
-        return _Reply(200, head + b"".join(tail), b"application/octet-stream", headers)
+        tensors = oip.outputs(self.runtime.served, self.runtime.views, predictions)
+        body, binary_header = request.respond(self.runtime.served.name, self._version, tensors)
+        if binary_header is None:
+            return _Reply(200, body)
+        headers = ((b"inference-header-content-length", binary_header),)
+        return _Reply(200, body, b"application/octet-stream", headers)
 
     async def _live(self, scope: Scope, receive: Receive) -> _Reply:
         return _json({"live": True})
@@ -249,56 +236,3 @@ class PredictorApp:
 
     async def _not_found(self, scope: Scope, receive: Receive) -> _Reply:
         raise NotFound(f"no route {scope['path']}")
-
-
-def _parse(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise BadRequest(f"body is not valid JSON: {error}") from None
-
-
-def _split(body: bytes, header: bytes | None) -> tuple[dict[str, Any], bytes]:
-    """The JSON part and the binary part (``Inference-Header-Content-Length``) of a body."""
-    cut = len(body)
-    if header is not None:
-        if not header.isdigit() or int(header) > len(body):
-            raise BadRequest("Inference-Header-Content-Length does not fit the body")
-        cut = int(header)
-    request = _parse(body[:cut])
-    if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
-        raise BadRequest("inference request: expected an object with an 'inputs' array")
-    return request, body[cut:]
-
-
-def _inputs(request: dict[str, Any], binary: bytes) -> list[oip.Tensor]:
-    tensors, offset = [], 0
-    for i, item in enumerate(request["inputs"]):
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise BadRequest(f"inputs[{i}]: expected an object with a 'name'")
-        name, datatype, shape = item["name"], item.get("datatype"), item.get("shape")
-        if not isinstance(datatype, str) or not isinstance(shape, list):
-            raise BadRequest(f"input {name!r}: 'datatype' and 'shape' are required")
-        size = (item.get("parameters") or {}).get("binary_data_size")
-        raw = None
-        if size is not None:
-            if not isinstance(size, int) or offset + size > len(binary):
-                raise BadRequest(f"input {name!r}: binary_data_size does not fit the body")
-            raw, offset = binary[offset : offset + size], offset + size
-        elif "data" not in item:
-            raise BadRequest(f"input {name!r}: 'data' is required")
-        tensors.append(oip.decode(name, datatype, shape, item.get("data"), raw))
-    return tensors
-
-
-def _requested_outputs(request: dict[str, Any]) -> tuple[list[str], dict[str, bool], bool]:
-    """Output names asked for, which of them are wanted in binary, and the default for the
-    rest (the binary extension's ``binary_data`` and ``binary_data_output`` parameters)."""
-    default = bool((request.get("parameters") or {}).get("binary_data_output", False))
-    names, binary = [], {}
-    for item in request.get("outputs") or []:
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise BadRequest("outputs: expected objects with a 'name'")
-        names.append(item["name"])
-        binary[item["name"]] = bool((item.get("parameters") or {}).get("binary_data", default))
-    return names, binary, default

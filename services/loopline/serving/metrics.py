@@ -58,10 +58,7 @@ class ServingMetrics:
     def create(cls) -> ServingMetrics:
         registry = None
         if _multiprocess():
-            # Each update checks os.getpid() to notice a fork: a system call per update, 8 % of
-            # a busy worker's CPU. Workers do not fork once running, so ask once.
-            pid = os.getpid()
-            values.ValueClass = values.MultiProcessValue(lambda: pid)
+            _ask_pid_once()
         else:
             registry = CollectorRegistry()
         return cls(
@@ -166,6 +163,18 @@ class ServingMetrics:
         directory = _multiprocess_dir()
         if directory:
             multiprocess.mark_process_dead(os.getpid(), directory)
+
+
+_VALUE_CLASSES: dict[int, object] = {}
+
+
+def _ask_pid_once() -> None:
+    """Each multiprocess update calls ``os.getpid()`` to notice a fork: a system call per
+    update, 8 % of a busy worker's CPU. Workers do not fork once running, so the value class is
+    made once per process with the pid it has (one class, so one set of open files)."""
+    pid = os.getpid()
+    if pid not in _VALUE_CLASSES:
+        _VALUE_CLASSES[pid] = values.ValueClass = values.MultiProcessValue(lambda: pid)
 
 
 def _multiprocess() -> bool:

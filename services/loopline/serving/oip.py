@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from loopline.errors import BadRequest
 from loopline.serving.core import Prediction
-from loopline.serving.errors import BadRequest
 from loopline.serving.schema import TIMESTAMP, InputSchema, Row, columns_to_rows
 from loopline.serving.served import ServedModel
 

@@ -25,11 +25,12 @@ from typing import Any
 
 import psutil
 
-from loopline.features.online import OnlineFeatures, load_plan
+from loopline.errors import NotFound, Overloaded, Unavailable
+from loopline.features.online import OnlineFeatures
+from loopline.features.online_plan import load_plan
 from loopline.model.artifact import REFERENCE_SAMPLE, load_model
 from loopline.serving.batching import MicroBatcher
 from loopline.serving.core import InferenceCore, Prediction, Submission
-from loopline.serving.errors import NotFound, Overloaded, Unavailable
 from loopline.serving.metrics import ServingMetrics
 from loopline.serving.prediction_log import LogUnavailable, PredictionLog, Sink
 from loopline.serving.schema import TIMESTAMP, InputSchema, Row
@@ -51,9 +52,7 @@ class Runtime:
         self.views = [view.name for view in core.features.plan.views]
         self.metrics = metrics
         self.log = log
-        self.batcher = MicroBatcher(
-            core.run, settings.batch_max_size, settings.batch_wait_ms / 1000
-        )
+        self.batcher = MicroBatcher(core, settings.batch_max_size, settings.batch_wait_ms / 1000)
         self.ready = False
         self.in_flight = 0
         self._limit = (
@@ -103,7 +102,8 @@ class Runtime:
             stopped = self._grpc.stop(self.settings.shutdown_grace_s)
             await asyncio.to_thread(stopped.wait)
         self.ready = False
-        self.batcher.flush()
+        await self.batcher.drain()
+        self.core.features.close()
         await asyncio.to_thread(self.log.close, self.settings.shutdown_grace_s)
         self.metrics.close()
 
@@ -139,14 +139,14 @@ class Runtime:
         sample = _warm_up_rows(self.served.path, self.schema)
         while True:
             try:
-                lookup, probabilities = self.core.score(sample)
+                lookup, probabilities = await self.core.score(sample)
                 failed = [v for v, states in lookup.status.items() if "fallback" in states]
                 if failed:
                     raise RuntimeError(f"online store unavailable for {failed}")
                 if not all(math.isfinite(p) for p in probabilities):
                     raise RuntimeError("the model produced a non-finite probability")
             except Exception as error:
-                logger.warning("warm-up failed, retrying: %s", error)
+                logger.warning("warm-up failed, retrying: %r", error)
                 await asyncio.sleep(WARM_UP_RETRY_S)
                 continue
             break

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from loopline.features.online import FieldType, OnlinePlan
+from loopline.errors import BadRequest
+from loopline.features.online_plan import FieldType, OnlinePlan
 from loopline.model.spec import ModelSpec
-from loopline.serving.errors import BadRequest
 
 TIMESTAMP = "event_timestamp"
 

@@ -12,21 +12,14 @@ import pytest
 
 from loopline.data.prepare import read_manifest
 from loopline.features.store import apply, materialize
+from loopline.model.spec import load_spec
 from loopline.registry import ModelRegistry
 from loopline.settings import Settings
 from tests.conftest import TrainedSetup
 from tests.integration.serving.server import Server, start_server
 from tests.redis_server import running_redis
 
-REQUEST = {
-    "origin": "EWR",
-    "carrier": "UA",
-    "tailnum": "N14228",
-    "dest": "IAH",
-    "sched_hour": 5,
-    "weekday": 1,
-    "distance": 1400.0,
-}
+REQUEST = load_spec("flight-delay").example_request
 FRESH = "2013-08-31T23:50:00Z"
 """History is materialized up to 2013-09-01T00:00Z: every view is within its TTL here."""
 LATER = "2013-09-01T06:00:00Z"

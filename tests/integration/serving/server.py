@@ -5,20 +5,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
-import redis
 
-from tests.redis_server import free_port
+from tests.redis_server import free_port, running_redis
 
 LOOPLINE = Path(sys.executable).parent / "loopline"
 START_TIMEOUT_S = 90.0
@@ -53,11 +53,21 @@ class Server:
             return []
 
     def signal(self, sig: int) -> None:
-        """SIGTERM to the arbiter, which drains its workers; SIGKILL to every process."""
-        targets = self.processes() if sig == signal.SIGKILL else self.processes()[:1]
-        for process in targets:
+        """SIGTERM to the arbiter, which drains its workers; SIGKILL to every process, and then
+        the metrics directory the arbiter would have removed is removed here."""
+        processes = self.processes()
+        if sig != signal.SIGKILL:
+            processes[0].send_signal(sig)
+            return
+        metrics_dirs = set()
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                metrics_dirs.add(process.environ().get("PROMETHEUS_MULTIPROC_DIR"))
             with contextlib.suppress(psutil.NoSuchProcess):
-                process.send_signal(sig)
+                process.kill()
+        psutil.wait_procs(processes, timeout=10)
+        for directory in metrics_dirs - {None}:
+            shutil.rmtree(str(directory), ignore_errors=True)
 
     def wait(self, timeout: float = 60) -> int:
         try:
@@ -145,25 +155,9 @@ def client_call(library: str, address: str, call: str, **arguments: Any) -> dict
     return answer
 
 
-@contextlib.contextmanager
-def redis_on_port(port: int, directory: Path, *options: str) -> Iterator[str]:
-    """A redis-server on a given port (``running_redis`` picks its own): for tests that start
-    the server first and the store later."""
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory)]
-    process = subprocess.Popen([*command, "--save", "", *options], stdout=subprocess.DEVNULL)
-    client = redis.Redis(host="127.0.0.1", port=port)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert process.poll() is None, "redis-server exited"
-                assert time.monotonic() < deadline, "redis-server did not answer"
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)
+def redis_on_port(
+    port: int, directory: Path, *options: str
+) -> contextlib.AbstractContextManager[str]:
+    """A redis-server on a given port (``running_redis`` picks its own by default): for tests that
+    start the server first and the store later."""
+    return running_redis(directory, *options, port=port)

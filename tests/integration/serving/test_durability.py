@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
@@ -88,7 +87,6 @@ def kill(server: Server) -> None:
     processes = server.processes()
     assert len(processes) == 2
     server.signal(signal.SIGKILL)
-    psutil.wait_procs(processes, timeout=10)
     assert not any(p.is_running() for p in processes)
 
 

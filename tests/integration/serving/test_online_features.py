@@ -3,6 +3,7 @@ on-demand features, plus the TTL that Feast's online read does not apply."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime
 
@@ -12,7 +13,8 @@ from feast.infra.key_encoding_utils import serialize_entity_key as feast_seriali
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 
-from loopline.features.online import OnlineFeatures, load_plan, serialize_entity_key
+from loopline.features.online import OnlineFeatures
+from loopline.features.online_plan import load_plan, serialize_entity_key
 from loopline.features.store import feature_store
 from loopline.model.artifact import REFERENCE_SAMPLE
 from tests.conftest import TrainedSetup
@@ -48,7 +50,9 @@ def test_lookup_equals_get_online_features_on_sqlite(trained: TrainedSetup) -> N
     sample = pd.read_parquet(trained.outcome.version.path / REFERENCE_SAMPLE).head(200)
     rows = sample[["origin", "carrier", "tailnum", "distance", "sched_hour", "weekday"]]
     entity_rows = rows.to_dict("records")
-    lookup = OnlineFeatures(plan, settings).lookup(entity_rows, [AS_OF] * len(entity_rows))
+    lookup = asyncio.run(
+        OnlineFeatures(plan, settings).lookup(entity_rows, [AS_OF] * len(entity_rows))
+    )
     store = feature_store(settings)
     expected = store.get_online_features(
         features=store.get_feature_service(trained.spec.feature_service), entity_rows=entity_rows
@@ -71,7 +75,7 @@ def test_values_older_than_the_ttl_are_stale_planes_never_expire(trained: Traine
     row = {"origin": "EWR", "carrier": "UA", "tailnum": "N14228"}
     row |= {"distance": 1400.0, "sched_hour": 5, "weekday": 1}
     reader = OnlineFeatures(plan, trained.settings)
-    later = reader.lookup([row], [AS_OF + 3 * 3600])
+    later = asyncio.run(reader.lookup([row], [AS_OF + 3 * 3600]))
     assert later.status == {
         "origin_weather": ["stale"],
         "plane_attributes": ["fresh"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from loopline.features.online import OnlinePlan, ViewPlan
+from loopline.features.online_plan import OnlinePlan, ViewPlan
 from loopline.model.preprocessing import Preprocessor
 from loopline.model.spec import load_spec
 from loopline.serving.schema import InputSchema

@@ -1,9 +1,11 @@
-"""Concurrent requests share one model call; requests are never split; errors reach every caller."""
+"""Concurrent requests share one feature read and one model call; one read is in flight at a time
+and the next batch's read goes out before the model runs; requests are never split; errors reach
+every caller."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 import pytest
 
@@ -17,17 +19,29 @@ def submission(rows: int, tag: str = "x") -> Submission:
 
 
 class Model:
-    """Records each batch; answers each row with its client id."""
+    """Records each batch and the order of the stages; a read takes ``read_turns`` loop turns;
+    answers each row with its client id."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, read_turns: int = 1) -> None:
         self.batches: list[list[int]] = []
+        self.events: list[str] = []
         self.fail = fail
+        self.read_turns = read_turns
 
-    def __call__(self, batch: Sequence[Submission]) -> list[list[Prediction]]:
+    def begin(self, batch: Sequence[Submission]) -> Awaitable[None]:
         self.batches.append([len(s.rows) for s in batch])
+        self.events.append(f"read {len(self.batches)}")
+        return self._read()
+
+    def complete(self, batch: Sequence[Submission], fetched: None) -> list[list[Prediction]]:
+        self.events.append(f"model {batch[0].rows[0].client_id}")
         if self.fail:
             raise RuntimeError("model failed")
         return [[Prediction(r.client_id or "", 0.5, True, {}) for r in s.rows] for s in batch]
+
+    async def _read(self) -> None:
+        for _ in range(self.read_turns):
+            await asyncio.sleep(0)
 
 
 def test_requests_in_the_same_loop_turn_share_one_batch() -> None:
@@ -92,19 +106,35 @@ def test_cancelled_requests_are_not_served() -> None:
     assert model.batches == [[2]]
 
 
-def test_flush_serves_everything_queued() -> None:
+def test_drain_serves_everything_queued_and_in_flight() -> None:
     model = Model()
 
     async def scenario() -> None:
         batcher = MicroBatcher(model, max_rows=2, wait_s=10)
         pending = [asyncio.ensure_future(batcher.submit(submission(1))) for _ in range(3)]
         await asyncio.sleep(0)
-        batcher.flush()
-        assert model.batches == [[1, 1], [1]]  # served now, not on the timer 10 s away
+        await batcher.drain()
+        assert all(p.done() for p in pending)  # served now, not on the timer 10 s away
         await asyncio.gather(*pending)
 
     asyncio.run(scenario())
     assert model.batches == [[1, 1], [1]]
+
+
+def test_one_read_in_flight_and_the_next_goes_out_before_the_model_runs() -> None:
+    model = Model(read_turns=3)
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(model, max_rows=64, wait_s=0)
+        first = asyncio.ensure_future(batcher.submit(submission(1, "a")))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the first batch's read is now in flight
+        later = [batcher.submit(submission(1, tag)) for tag in "bcd"]
+        await asyncio.gather(first, *later)
+
+    asyncio.run(scenario())
+    assert model.batches == [[1], [1, 1, 1]]  # the three waited for the read, as one batch
+    assert model.events == ["read 1", "read 2", "model a0", "model b0"]
 
 
 @pytest.mark.parametrize("wait_s", [0.0, 0.01])

@@ -6,18 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from loopline.serving.errors import BadRequest
+from loopline.errors import BadRequest
+from loopline.model.spec import load_spec
 from loopline.serving.schema import InputSchema, parse_objects, parse_timestamp
 
-REQUEST = {
-    "origin": "EWR",
-    "carrier": "UA",
-    "tailnum": "N14228",
-    "dest": "IAH",
-    "sched_hour": 5,
-    "weekday": 1,
-    "distance": 1400,
-}
+REQUEST = {**load_spec("flight-delay").example_request, "distance": 1400}  # an int is a number
 
 
 def test_fields_are_typed_by_feast_then_by_the_spec(schema: InputSchema) -> None:

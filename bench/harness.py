@@ -1,0 +1,86 @@
+"""Processes and load generators for the serving benchmark (``bench/serving.py``)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def pinned(cpus: str, *command: str) -> list[str]:
+    return ["taskset", "-c", cpus, *command]
+
+
+def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes]) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return time.monotonic() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"{url} not ready in {timeout} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def wrk(cpus: str, url: str, duration: float, script: Path | None) -> float:
+    command = ["wrk", "-t1", "-c16", f"-d{duration:.0f}s", url]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run(pinned(cpus, *command), capture_output=True, text=True, check=True)
+    line = next(ln for ln in output.stdout.splitlines() if ln.startswith("Requests/sec"))
+    if "Non-2xx" in output.stdout:
+        raise RuntimeError(f"wrk saw errors:\n{output.stdout}")
+    return float(line.split()[1])
+
+
+def load(cpus: str, *arguments: str) -> dict[str, Any]:
+    command = [sys.executable, str(ROOT / "bench" / "load.py"), *arguments]
+    output = subprocess.run(pinned(cpus, *command), capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
+    if result["errors"]:
+        raise RuntimeError(f"{arguments}: {result['errors']} errors")
+    return result
+
+
+def post_script(directory: Path, path: str, body: bytes) -> Path:
+    script = directory / f"{path.strip('/').replace('/', '_')}.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body.decode())}\n"
+    )
+    return script
+
+
+def tensor(name: str, value: object) -> dict[str, Any]:
+    datatype = (
+        "BYTES" if isinstance(value, str) else "FP64" if isinstance(value, float) else "INT64"
+    )
+    return {"name": name, "datatype": datatype, "shape": [1], "data": [value]}
