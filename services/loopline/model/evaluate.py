@@ -75,7 +75,7 @@ class GradientBoostingBaseline:
         )
 
     def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
-        ids, _ = self.preprocessor.transform(frame)
+        ids, _ = self.preprocessor.transform_frame(frame)
         numeric = [pd.to_numeric(frame[c], errors="coerce") for c in self.preprocessor.numeric]
         return np.column_stack([ids, *[column.to_numpy(dtype=float) for column in numeric]])
 

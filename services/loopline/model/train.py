@@ -63,7 +63,7 @@ def train_network(
         )
     )
     model = TrainedModel(network=network, preprocessor=preprocessor)
-    train_ids, train_numeric = (torch.from_numpy(a) for a in preprocessor.transform(train))
+    train_ids, train_numeric = (torch.from_numpy(a) for a in preprocessor.transform_frame(train))
     train_labels = torch.from_numpy(labels[0].astype(np.float32))
     optimizer = torch.optim.AdamW(
         network.parameters(),

@@ -3,7 +3,7 @@
 A micro-batch is served in two stages (``batching`` drives them). ``begin`` sends one
 online-feature read for all its rows and returns at once: the event loop goes on parsing
 requests, and the next batch's read may go out, while Redis answers. ``complete`` then runs the
-artifact's preprocessing (compiled, see ``transform``) and one network call, and appends the
+artifact's preprocessing and one network call, and appends the
 batch to the prediction log before any of its requests is answered. Both run on the event loop
 thread: the network is small, so handing it to a thread would cost more (GIL hand-offs of up to
 5 ms) than it saves.
@@ -22,13 +22,12 @@ import orjson
 import torch
 
 from loopline.features.online import Lookup, OnlineFeatures, PendingLookup, Status
-from loopline.model.artifact import REFERENCE_SAMPLE, TrainedModel
+from loopline.model.artifact import TrainedModel, read_reference_columns
 from loopline.model.preprocessing import Preprocessor
 from loopline.serving.metrics import ServingMetrics
 from loopline.serving.prediction_log import PredictionLog
 from loopline.serving.schema import InputSchema, Row
 from loopline.serving.served import ServedModel
-from loopline.serving.transform import CompiledPreprocessor
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +67,7 @@ class InferenceCore:
         self.served = served
         self.schema = schema
         self._network = model.network.eval()
-        self._transform = CompiledPreprocessor(model.preprocessor)
+        self._preprocessor = model.preprocessor
         self._forward = _traced(self._network, model.preprocessor)
         self.features = features
         self._log = log
@@ -143,7 +142,7 @@ class InferenceCore:
         started = time.perf_counter()
         columns: dict[str, Any] = {n: [r.fields[n] for r in rows] for n in self.schema.fields}
         columns.update(lookup.values)
-        ids, numeric = self._transform.transform(columns, len(rows))
+        ids, numeric = self._preprocessor.transform(columns, len(rows))
         output = self._forward(torch.from_numpy(ids), torch.from_numpy(numeric))
         probabilities: list[float] = output.double().tolist()
         self._metrics.model_inference_duration.observe(time.perf_counter() - started)
@@ -151,16 +150,16 @@ class InferenceCore:
         return probabilities
 
     def self_check(self, rows: int = 2000) -> None:
-        """Refuse to serve unless the compiled preprocessing and the traced network give the
-        artifact's own results on its reference sample (``ValueError`` otherwise)."""
-        import pandas as pd
-
-        frame = pd.read_parquet(self.served.path / REFERENCE_SAMPLE).head(rows)
-        inputs = [torch.from_numpy(a) for a in self._transform.check_against(frame)]
+        """Refuse to serve unless the frozen network gives the eager network's probabilities on
+        the artifact's reference sample (``ValueError`` otherwise)."""
+        columns = read_reference_columns(self.served.path, rows)
+        count = len(next(iter(columns.values())))
+        arrays = self._preprocessor.transform(columns, count)
+        inputs = [torch.from_numpy(a) for a in arrays]
         with torch.inference_mode():
             eager = torch.sigmoid(self._network(*inputs))
         if not torch.equal(eager, self._forward(*inputs)):
-            raise ValueError("the traced network's outputs differ from the network's")
+            raise ValueError("the frozen network's outputs differ from the network's")
 
     def _record(
         self,

@@ -28,7 +28,7 @@ import psutil
 from loopline.errors import NotFound, Overloaded, Unavailable
 from loopline.features.online import OnlineFeatures
 from loopline.features.online_plan import load_plan
-from loopline.model.artifact import REFERENCE_SAMPLE, load_model
+from loopline.model.artifact import load_model, read_reference_columns
 from loopline.serving.batching import MicroBatcher
 from loopline.serving.core import InferenceCore, Prediction, Submission
 from loopline.serving.metrics import ServingMetrics
@@ -177,12 +177,9 @@ def _sink(settings: Settings, metrics: ServingMetrics) -> Sink | None:
 
 def _warm_up_rows(path: Path, schema: InputSchema) -> list[Row]:
     """A few rows of the artifact's reference sample, at their own request times."""
-    import pandas as pd
-
-    frame = pd.read_parquet(path / REFERENCE_SAMPLE).head(8)
-    stamps = [t.timestamp() for t in frame[TIMESTAMP]]
-    columns = {name: frame[name].tolist() for name in schema.fields}
+    columns = read_reference_columns(path, 8)
+    stamps = columns[TIMESTAMP]
     return [
         Row({n: schema.check(n, columns[n][i]) for n in schema.fields}, stamps[i], None)
-        for i in range(len(frame))
+        for i in range(len(stamps))
     ]
