@@ -3,10 +3,10 @@
 A micro-batch is served in two stages (``batching`` drives them). ``begin`` sends one
 online-feature read for all its rows and returns at once: the event loop goes on parsing
 requests, and the next batch's read may go out, while Redis answers. ``complete`` then runs the
-artifact's preprocessing and one network call, and appends the
-batch to the prediction log before any of its requests is answered. Both run on the event loop
-thread: the network is small, so handing it to a thread would cost more (GIL hand-offs of up to
-5 ms) than it saves.
+artifact's preprocessing and one network call (in numpy, see ``model.numpy_network``), and
+appends the batch to the prediction log before any of its requests is answered. Both run on the
+event loop thread: the network is small, so handing it to a thread would cost more (GIL
+hand-offs of up to 5 ms) than it saves.
 """
 
 from __future__ import annotations
@@ -18,16 +18,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 import torch
 
 from loopline.features.online import Lookup, OnlineFeatures, PendingLookup, Status
 from loopline.model.artifact import TrainedModel, read_reference_columns
-from loopline.model.preprocessing import Preprocessor
+from loopline.model.numpy_network import NumpyTabularNet
 from loopline.serving.metrics import ServingMetrics
 from loopline.serving.prediction_log import PredictionLog
 from loopline.serving.schema import InputSchema, Row
 from loopline.serving.served import ServedModel
+
+SELF_CHECK_TOLERANCE = 1e-6
+"""Largest difference in probability allowed between the numpy forward and PyTorch's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +72,7 @@ class InferenceCore:
         self.schema = schema
         self._network = model.network.eval()
         self._preprocessor = model.preprocessor
-        self._forward = _traced(self._network, model.preprocessor)
+        self._forward = NumpyTabularNet(model.network)
         self.features = features
         self._log = log
         self._metrics = metrics
@@ -143,23 +147,23 @@ class InferenceCore:
         columns: dict[str, Any] = {n: [r.fields[n] for r in rows] for n in self.schema.fields}
         columns.update(lookup.values)
         ids, numeric = self._preprocessor.transform(columns, len(rows))
-        output = self._forward(torch.from_numpy(ids), torch.from_numpy(numeric))
-        probabilities: list[float] = output.double().tolist()
+        probabilities: list[float] = self._forward(ids, numeric).astype(np.float64).tolist()
         self._metrics.model_inference_duration.observe(time.perf_counter() - started)
         self._metrics.batch_size.observe(len(rows))
         return probabilities
 
     def self_check(self, rows: int = 2000) -> None:
-        """Refuse to serve unless the frozen network gives the eager network's probabilities on
-        the artifact's reference sample (``ValueError`` otherwise)."""
+        """Refuse to serve unless the numpy forward gives the network's own probabilities
+        (within float32 rounding) on the artifact's reference sample (``ValueError``)."""
         columns = read_reference_columns(self.served.path, rows)
-        count = len(next(iter(columns.values())))
-        arrays = self._preprocessor.transform(columns, count)
-        inputs = [torch.from_numpy(a) for a in arrays]
+        ids, numeric = self._preprocessor.transform(columns, len(next(iter(columns.values()))))
         with torch.inference_mode():
-            eager = torch.sigmoid(self._network(*inputs))
-        if not torch.equal(eager, self._forward(*inputs)):
-            raise ValueError("the frozen network's outputs differ from the network's")
+            logits = self._network(torch.from_numpy(ids), torch.from_numpy(numeric))
+            expected = torch.sigmoid(logits).numpy()
+        served = self._forward(ids, numeric)
+        if not np.allclose(served, expected, rtol=0, atol=SELF_CHECK_TOLERANCE):
+            difference = float(np.abs(served - expected).max())
+            raise ValueError(f"the numpy forward differs from the network's by {difference:.2g}")
 
     def _record(
         self,
@@ -195,28 +199,3 @@ class InferenceCore:
                 self._status[view, status].inc(states.count(status))
         for probability in probabilities:
             self._score.observe(probability)
-
-
-class _Probabilities(torch.nn.Module):
-    def __init__(self, network: torch.nn.Module) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.network(categorical, numeric))
-
-
-def _traced(network: torch.nn.Module, preprocessor: Preprocessor) -> Any:
-    """``sigmoid(network)`` as frozen TorchScript: the same graph and weights without Python
-    dispatch per layer or autograd bookkeeping (one row: 138 µs eager, about 35 µs here).
-    Freezing inlines the weights as constants, and ``optimize_for_inference`` fuses what it can;
-    without them the profiling executor re-specialises the graph as batch sizes vary (mean 61 µs
-    over batches of 1-16 rows, against 34 µs frozen). ``self_check`` holds it to the module."""
-    network.requires_grad_(False)
-    example = (
-        torch.zeros((1, len(preprocessor.categorical)), dtype=torch.int64),
-        torch.zeros((1, preprocessor.numeric_width), dtype=torch.float32),
-    )
-    # check_trace=False: self_check compares on the whole reference sample instead.
-    traced = torch.jit.trace(_Probabilities(network).eval(), example, check_trace=False)
-    return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
