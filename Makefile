@@ -12,7 +12,7 @@ TOOLS := .tools
 TOOLS_STAMP := $(TOOLS)/.installed
 K8S_OUT := build/k8s
 
-.PHONY: help install check format test test-unit test-integration test-model demo data features train clean \
+.PHONY: help install check format test test-unit test-integration test-model demo data features train serve bench clean \
 	tools kube-base kube-render kube-check
 
 help: ## List the targets
@@ -65,6 +65,13 @@ demo: install ## The main job on embedded defaults: prepare → apply → materi
 	$(BIN)/loopline features materialize
 	$(BIN)/loopline train --model $(MODEL)
 	$(BIN)/loopline models show $(MODEL) --version champion --json | head -n 40
+
+serve: install ## Serve the champion (after make demo): HTTP on 3000, gRPC on 8081
+	$(BIN)/loopline serve
+
+bench: install ## Serving benchmark vs bare Starlette and gRPC (after make demo); writes bench/results/
+	scripts/install-system-deps.sh wrk
+	$(BIN)/python bench/serving.py
 
 clean: ## Remove prepared data, the local registry and caches (keeps .venv)
 	rm -rf .loopline feature_repo/data .pytest_cache .mypy_cache .ruff_cache

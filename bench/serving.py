@@ -3,7 +3,8 @@
     .venv/bin/python bench/serving.py            # after `make demo`; needs redis-server and wrk
 
 It starts a redis-server, materializes the demo's features into it, and runs, one after the
-other and pinned to the same CPUs (``--server-cpus``; load generators and Redis get the others):
+other and pinned to the same CPUs (``--server-cpus``; the load generators get the others, and
+Redis the server's unless ``--redis-cpus`` says otherwise):
 
 1. the bare Starlette app under uvicorn: maximum throughput (wrk) and unloaded latency; and
    the bare gRPC baseline (``bench/grpc_hello.py``: a fixed ``ModelInfer`` answer on the
@@ -53,7 +54,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server-cpus", default=str((os.cpu_count() or 2) - 1))
     parser.add_argument("--client-cpus", default="0")
-    parser.add_argument("--redis-cpus", help="default: the client CPUs (Redis is not the server's)")
+    parser.add_argument(
+        "--redis-cpus",
+        help="default: the server's CPUs. Redis's CPU is then charged to the predictor, and it "
+        "is not starved by the Python load generator, which fills its CPU at these rates",
+    )
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
@@ -63,7 +68,7 @@ def main() -> None:
     if not (ROOT / "feature_repo" / "data" / "manifest.json").exists():
         sys.exit("run `make demo` first: the benchmark serves the demo's model and features")
     results: dict[str, Any] = {"started": datetime.now(UTC).isoformat()}
-    args.redis_cpus = args.redis_cpus or args.client_cpus
+    args.redis_cpus = args.redis_cpus or args.server_cpus
     results["args"] = {k: str(v) for k, v in vars(args).items()}
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
     duration = str(args.duration)
@@ -72,9 +77,7 @@ def main() -> None:
         redis_port = free_port()
         redis_command = ["redis-server", "--port", str(redis_port), "--save", ""]
         redis_command += ["--appendonly", "no", "--bind", "127.0.0.1", "--dir", str(work)]
-        redis = subprocess.Popen(
-            pinned(args.client_cpus, *redis_command), stdout=subprocess.DEVNULL
-        )
+        redis = subprocess.Popen(pinned(args.redis_cpus, *redis_command), stdout=subprocess.DEVNULL)
         try:
             redis_url = f"redis://127.0.0.1:{redis_port}/0"
             time.sleep(0.5)

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # System packages Loopline's tests and embedded defaults use: redis-server (integration tests
-# start their own on a free 127.0.0.1 port). Installed from Debian when missing and we are root;
-# otherwise say what is missing and carry on.
+# start their own on a free 127.0.0.1 port), plus any commands named as arguments (`make bench`
+# asks for wrk). Installed from Debian when missing and we are root; otherwise say what is
+# missing and carry on.
 set -euo pipefail
 
 missing=()
-command -v redis-server >/dev/null || missing+=(redis-server)
+for command in redis-server "$@"; do
+    command -v "$command" >/dev/null || missing+=("$command")
+done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then

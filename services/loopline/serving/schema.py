@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from loopline.errors import BadRequest
@@ -24,6 +25,7 @@ from loopline.features.online_plan import FieldType, OnlinePlan
 from loopline.model.spec import ModelSpec
 
 TIMESTAMP = "event_timestamp"
+OIP_DATATYPE = {"string": "BYTES", "int64": "INT64", "double": "FP64"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,12 @@ class InputSchema:
     @property
     def optional(self) -> tuple[str, str]:
         return self.id_field, TIMESTAMP
+
+    @cached_property
+    def oip_datatypes(self) -> dict[str, str]:
+        """Each input's OIP datatype ("" for the request id, which may be of any type)."""
+        datatypes = {name: OIP_DATATYPE[kind] for name, kind in self.fields.items()}
+        return {**datatypes, self.id_field: "", TIMESTAMP: "BYTES"}
 
     def parse_object(self, value: object, where: str = "") -> Row:
         """Validate one native JSON request object; ``BadRequest`` names the offending field."""
