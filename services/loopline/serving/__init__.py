@@ -10,7 +10,6 @@ oip_rest     OIP REST inference bodies, JSON and binary tensor extension
 schema       the request fields of a model spec; native request validation
 batching     micro-batches on the event loop, one feature read in flight
 core         a batch's feature read, then preprocessing, network and prediction log
-transform    the artifact's preprocessing compiled for Python values (held to the original)
 served       which model version a server serves
 prediction_log, log_shipper   write-ahead segment files; the Redis Stream sink
 metrics      every Prometheus series (request errors and their codes: loopline.errors)
