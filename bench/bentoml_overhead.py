@@ -15,15 +15,12 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).parent))
-from serving import (
+from harness import (
     BIN,
     ROOT,
     free_port,

@@ -1,4 +1,4 @@
-"""Processes and load generators for the serving benchmark (``bench/serving.py``)."""
+"""Processes and load generators for the benchmarks (``serving.py``, ``bentoml_overhead.py``)."""
 
 from __future__ import annotations
 

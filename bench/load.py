@@ -106,13 +106,13 @@ async def http_caller(args: argparse.Namespace, body: bytes | None, count: int) 
 async def grpc_caller(args: argparse.Namespace, body: bytes | None, count: int) -> Any:
     import grpc
 
-    from loopline.serving.grpc_server import pb
+    from loopline.serving.grpc_server import CONTENTS, pb
 
     assert body is not None, "gRPC needs --body"
-    request = pb.ModelInferRequest(model_name=json.loads(body).get("model_name", "flight-delay"))
-    for tensor in json.loads(body)["inputs"]:
-        contents = {"BYTES": "bytes_contents", "INT64": "int64_contents", "FP64": "fp64_contents"}
-        field = contents[tensor["datatype"]]
+    document = json.loads(body)
+    request = pb.ModelInferRequest(model_name=document.get("model_name", "flight-delay"))
+    for tensor in document["inputs"]:
+        field = CONTENTS[tensor["datatype"]]
         data = [v.encode() if field == "bytes_contents" else v for v in tensor["data"]]
         request.inputs.add(
             name=tensor["name"],

@@ -63,13 +63,14 @@ class Settings(BaseSettings):
     """Worker processes; each serves HTTP (shared socket) and gRPC (``SO_REUSEPORT``)."""
 
     serve_torch_threads: int = Field(default=1, ge=1)
-    """PyTorch threads per worker: one is fastest for a small network at small batches."""
+    """PyTorch threads per worker, used at start-up only (loading the model and checking the
+    numpy forward that serves it against the PyTorch module)."""
 
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     """Request bodies (and gRPC messages) above this are refused with 413 before parsing."""
 
     max_concurrency: int | None = Field(default=None, ge=1)
-    """Requests in flight per server (split across workers) above which 503 is returned;
+    """Requests in flight per server (split across workers) above which 429 is returned;
     None = unlimited."""
 
     auth_token: str | None = None
@@ -98,7 +99,7 @@ class Settings(BaseSettings):
     """Redis holding the prediction stream; default ``redis_url``."""
 
     prediction_log_stream: str = "loopline:predictions"
-    """Stream key the ``redis`` sink appends to (fields ``request_id`` and ``record``)."""
+    """Stream key the ``redis`` sink appends to (one field, ``record``: the log line)."""
 
     prediction_log_fsync_ms: float = Field(default=200.0, ge=0)
     """Segments are fsynced this often; 0 fsyncs every batch before it is answered."""

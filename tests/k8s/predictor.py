@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -20,13 +19,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from loopline.model.spec import ModelSpec
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _tail(log: Path, lines: int = 60) -> str:
@@ -97,6 +89,7 @@ def serve_env(*, model_dir: Path, feature_repo: Path, home: Path) -> dict[str, s
         LOOPLINE_MODEL_PATH=str(model_dir),
         LOOPLINE_FEATURE_REPO=str(feature_repo),
         LOOPLINE_HOME=str(home),
+        LOOPLINE_HOST="127.0.0.1",  # tests listen on loopback only
         LOOPLINE_TORCH_THREADS="1",
         BENTOML_HOME=str(home / "bentoml"),
         BENTOML_DO_NOT_TRACK="true",

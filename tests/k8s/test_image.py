@@ -17,6 +17,7 @@ import pytest
 from loopline.registry.store import ModelRegistry
 from tests.conftest import TrainedSetup
 from tests.k8s import dockerfile, dockerignore, kube, predictor
+from tests.redis_server import free_port
 
 pytestmark = pytest.mark.k8s
 
@@ -155,11 +156,12 @@ def test_image_steps_in_a_fresh_virtualenv(trained: TrainedSetup, tmp_path: Path
         trained.spec.name, "champion", tmp_path / "mnt-models"
     )
     (runtime.host("/app/feature_repo") / "data").symlink_to(trained.settings.data_dir.resolve())
-    port, grpc_port = predictor.free_port(), predictor.free_port()
+    port, grpc_port = free_port(), free_port()
     cmd = [*runtime.cmd]
     cmd[cmd.index("--port") + 1] = str(port)
     cmd[cmd.index("--grpc-port") + 1] = str(grpc_port)
     env["LOOPLINE_MODEL_PATH"] = str(model_dir)
+    env["LOOPLINE_HOST"] = "127.0.0.1"  # the image listens on all interfaces; tests on loopback
     with predictor.running(
         [entrypoint, *cmd], env=env, cwd=workdir, port=port, log=tmp_path / "serve.log"
     ) as base:

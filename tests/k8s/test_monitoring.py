@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from loopline.registry.store import ModelRegistry
 from tests.conftest import TrainedSetup
 from tests.k8s import kube, predictor
+from tests.redis_server import free_port
 
 pytestmark = pytest.mark.k8s
 
@@ -152,7 +153,7 @@ def scrape(trained: TrainedSetup, tmp_path_factory: pytest.TempPathFactory) -> I
     model_dir = ModelRegistry(trained.settings.registry_dir).export(
         trained.spec.name, "champion", root / "model"
     )
-    port, grpc_port = predictor.free_port(), predictor.free_port()
+    port, grpc_port = free_port(), free_port()
     env = predictor.serve_env(
         model_dir=model_dir, feature_repo=trained.settings.feature_repo, home=root / "home"
     )

@@ -1,5 +1,8 @@
 """Model artifacts: plain files, a sha256 manifest, nothing unpickled on load.
 
+PyTorch is imported only by the functions that need it, so the registry can hash and verify
+artifacts without it.
+
 Layout of an artifact directory::
 
     network.json              architecture (TabularNetConfig)
@@ -21,15 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from safetensors.torch import load_file, save_file
 
 from loopline.errors import ArtifactIntegrityError
-from loopline.model.network import TabularNet, TabularNetConfig
 from loopline.model.preprocessing import Preprocessor
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from loopline.model.network import TabularNet
 
 FORMAT = "loopline-artifact/1"
 MANIFEST = "manifest.json"
@@ -58,6 +60,8 @@ class TrainedModel:
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         categorical, numeric = self.preprocessor.transform_frame(frame)
         self.network.eval()
+        import torch
+
         with torch.inference_mode():
             logits = self.network(torch.from_numpy(categorical), torch.from_numpy(numeric))
         return torch.sigmoid(logits).numpy().astype(np.float64)
@@ -69,6 +73,8 @@ def save_model(model: TrainedModel, reference_sample: pd.DataFrame, directory: P
     (directory / NETWORK).write_text(json.dumps(model.network.config.to_dict(), indent=2))
     (directory / PREPROCESSING).write_text(json.dumps(model.preprocessor.to_dict(), indent=2))
     state = {k: v.contiguous() for k, v in model.network.state_dict().items()}
+    from safetensors.torch import save_file
+
     save_file(state, str(directory / WEIGHTS))
     reference_sample.to_parquet(directory / REFERENCE_SAMPLE, index=False)
     manifest = {"format": FORMAT, "files": {name: sha256_file(directory / name) for name in FILES}}
@@ -122,6 +128,10 @@ def verify_artifact(directory: Path, expected_sha256: str | None) -> None:
 def load_model(directory: Path, expected_sha256: str | None) -> TrainedModel:
     """Verify, then load. Weights come from safetensors, so no code is ever unpickled."""
     verify_artifact(directory, expected_sha256)
+    from safetensors.torch import load_file
+
+    from loopline.model.network import TabularNet, TabularNetConfig
+
     config = TabularNetConfig.from_dict(json.loads((directory / NETWORK).read_text()))
     preprocessor = Preprocessor.from_dict(json.loads((directory / PREPROCESSING).read_text()))
     network = TabularNet(config)

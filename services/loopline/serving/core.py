@@ -23,11 +23,11 @@ import orjson
 import torch
 
 from loopline.features.online import Lookup, OnlineFeatures, PendingLookup, Status
-from loopline.model.artifact import TrainedModel, read_reference_columns
+from loopline.model.artifact import TrainedModel
 from loopline.model.numpy_network import NumpyTabularNet
 from loopline.serving.metrics import ServingMetrics
 from loopline.serving.prediction_log import PredictionLog
-from loopline.serving.schema import InputSchema, Row
+from loopline.serving.schema import TIMESTAMP, InputSchema, Row
 from loopline.serving.served import ServedModel
 
 SELF_CHECK_TOLERANCE = 1e-6
@@ -77,12 +77,12 @@ class InferenceCore:
         self._log = log
         self._metrics = metrics
         self._threshold = served.spec.decision_threshold
-        self._views = [view.name for view in features.plan.views]
+        self.views = [view.name for view in features.plan.views]
         self._feature_names = features.feature_names
         self._score = metrics.prediction_score.labels(served.version)
         self._status = {
             (view, status): metrics.feature_status.labels(view, status)
-            for view in self._views
+            for view in self.views
             for status in ("fresh", "stale", "missing", "fallback")
         }
 
@@ -96,36 +96,28 @@ class InferenceCore:
         """Predict and log every row of ``batch``; raises ``LogUnavailable`` if not logged."""
         rows, lookup = fetched.rows, fetched.lookup
         probabilities = self._probabilities(rows, lookup)
-        decisions = [p >= self._threshold for p in probabilities]
-        ids = _request_ids(len(rows))
+        endpoints = [submission.endpoint for submission in batch for _ in submission.rows]
         now = datetime.now(UTC).isoformat()
-        lines, position = [], 0
-        for submission in batch:
-            for row in submission.rows:
-                lines.append(
-                    self._record(
-                        ids[position],
-                        now,
-                        submission.endpoint,
-                        row,
-                        lookup,
-                        position,
-                        probabilities[position],
-                        decisions[position],
-                    )
-                )
-                position += 1
-        self._log.append(lines)
-        self._observe(lookup, probabilities)
         predictions = [
             Prediction(
-                ids[i],
-                probabilities[i],
-                decisions[i],
-                {view: lookup.status[view][i] for view in self._views},
+                request_id,
+                probability,
+                probability >= self._threshold,
+                {view: lookup.status[view][i] for view in self.views},
             )
-            for i in range(len(rows))
+            for i, (request_id, probability) in enumerate(
+                zip(_request_ids(len(rows)), probabilities, strict=True)
+            )
         ]
+        self._log.append(
+            [
+                self._record(prediction, row, endpoint, now, lookup, i)
+                for i, (prediction, row, endpoint) in enumerate(
+                    zip(predictions, rows, endpoints, strict=True)
+                )
+            ]
+        )
+        self._observe(lookup, probabilities)
         results, start = [], 0
         for submission in batch:
             results.append(predictions[start : start + len(submission.rows)])
@@ -152,11 +144,11 @@ class InferenceCore:
         self._metrics.batch_size.observe(len(rows))
         return probabilities
 
-    def self_check(self, rows: int = 2000) -> None:
+    def self_check(self, reference: dict[str, list[Any]]) -> None:
         """Refuse to serve unless the numpy forward gives the network's own probabilities
-        (within float32 rounding) on the artifact's reference sample (``ValueError``)."""
-        columns = read_reference_columns(self.served.path, rows)
-        ids, numeric = self._preprocessor.transform(columns, len(next(iter(columns.values()))))
+        (within float32 rounding) on ``reference``, rows of the artifact's reference sample as
+        columns (``ValueError`` otherwise)."""
+        ids, numeric = self._preprocessor.transform(reference, len(reference[TIMESTAMP]))
         with torch.inference_mode():
             logits = self._network(torch.from_numpy(ids), torch.from_numpy(numeric))
             expected = torch.sigmoid(logits).numpy()
@@ -166,18 +158,11 @@ class InferenceCore:
             raise ValueError(f"the numpy forward differs from the network's by {difference:.2g}")
 
     def _record(
-        self,
-        request_id: str,
-        now: str,
-        endpoint: str,
-        row: Row,
-        lookup: Lookup,
-        i: int,
-        probability: float,
-        decision: bool,
+        self, prediction: Prediction, row: Row, endpoint: str, now: str, lookup: Lookup, i: int
     ) -> bytes:
+        """One prediction-log line (JSON and its newline)."""
         record = {
-            "request_id": request_id,
+            "request_id": prediction.request_id,
             "timestamp": now,
             "model": self.served.name,
             "model_version": self.served.version,
@@ -186,14 +171,14 @@ class InferenceCore:
             self.schema.id_field: row.client_id,
             "request": row.fields,
             "features": {name: lookup.values[name][i] for name in self._feature_names},
-            "feature_status": {view: lookup.status[view][i] for view in self._views},
-            "probability": probability,
-            "decision": decision,
+            "feature_status": prediction.status,
+            "probability": prediction.probability,
+            "decision": prediction.decision,
         }
-        return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
+        return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
 
     def _observe(self, lookup: Lookup, probabilities: list[float]) -> None:
-        for view in self._views:
+        for view in self.views:
             states = lookup.status[view]
             for status in set(states):
                 self._status[view, status].inc(states.count(status))

@@ -15,7 +15,6 @@ Messages larger than ``max_body_bytes`` are refused by gRPC itself (``RESOURCE_E
 from __future__ import annotations
 
 import asyncio
-import hmac
 import importlib.util
 import sys
 import time
@@ -26,7 +25,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from loopline.errors import RequestError, Unauthorized, Unavailable
+from loopline.errors import RequestError, Unavailable
 from loopline.serving import oip
 from loopline.serving.core import Prediction
 from loopline.serving.runtime import Runtime
@@ -69,7 +68,7 @@ def _load_messages() -> Any:
 
 
 pb = _load_messages()
-_CONTENTS = {
+CONTENTS = {
     "BOOL": "bool_contents",
     "INT8": "int_contents",
     "INT16": "int_contents",
@@ -119,13 +118,6 @@ class InferenceServicer:
     def __init__(self, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> None:
         self.runtime = runtime
         self._loop = loop
-        settings = runtime.settings
-        self._token = f"Bearer {settings.auth_token}".encode() if settings.auth_token else None
-        version = runtime.served.version
-        self._durations = {
-            e: runtime.metrics.request_duration.labels(e, version)
-            for e in ("grpc_infer", "grpc_metadata", "grpc_health")
-        }
 
     def ServerLive(self, request: Any, context: Any) -> Any:
         return self._call("grpc_health", context, False, lambda: pb.ServerLiveResponse(live=True))
@@ -144,7 +136,7 @@ class InferenceServicer:
         return self._call("grpc_health", context, False, answer)
 
     def ServerMetadata(self, request: Any, context: Any) -> Any:
-        metadata = oip.server_metadata()
+        metadata = self.runtime.server_metadata
         return self._call(
             "grpc_metadata", context, True, lambda: pb.ServerMetadataResponse(**metadata)
         )
@@ -152,7 +144,7 @@ class InferenceServicer:
     def ModelMetadata(self, request: Any, context: Any) -> Any:
         def answer() -> Any:
             self.runtime.check_model(request.name, request.version)
-            meta = oip.model_metadata(self.runtime.served, self.runtime.schema, self.runtime.views)
+            meta = self.runtime.model_metadata
             tensor = pb.ModelMetadataResponse.TensorMetadata
             return pb.ModelMetadataResponse(
                 name=meta["name"],
@@ -174,7 +166,7 @@ class InferenceServicer:
                     i.name,
                     i.datatype,
                     list(i.shape),
-                    list(getattr(i.contents, _CONTENTS.get(i.datatype, "bytes_contents"))),
+                    list(getattr(i.contents, CONTENTS.get(i.datatype, "bytes_contents"))),
                     raw[n] if raw else None,
                 )
                 for n, i in enumerate(request.inputs)
@@ -188,7 +180,7 @@ class InferenceServicer:
                 handover.cancel()  # a cancelled request is dropped from its batch: not logged
                 raise Unavailable("no answer within the call's deadline") from None
             requested = [output.name for output in request.outputs]
-            outputs = oip.select(oip.outputs(runtime.served, runtime.views, predictions), requested)
+            outputs = oip.select(oip.outputs(runtime.views, predictions), requested)
             return pb.ModelInferResponse(
                 model_name=runtime.served.name,
                 model_version=runtime.served.version,
@@ -223,13 +215,11 @@ class InferenceServicer:
             code = "INTERNAL"
             raise
         finally:
-            self._durations[endpoint].observe(time.perf_counter() - started)
-            self.runtime.metrics.requests.labels(endpoint, self.runtime.served.version, code).inc()
+            seconds = time.perf_counter() - started
+            self.runtime.metrics.observe_request(
+                endpoint, self.runtime.served.version, code, seconds
+            )
 
     def _authorize(self, context: Any) -> None:
-        if self._token is None:
-            return
         metadata = dict(context.invocation_metadata() or ())
-        presented = str(metadata.get("authorization", "")).encode()
-        if not hmac.compare_digest(presented, self._token):
-            raise Unauthorized("missing or invalid bearer token")
+        self.runtime.authorize(str(metadata.get("authorization", "")).encode())

@@ -9,7 +9,6 @@ and again while reading (413), then parses (400 naming the field). Errors are ``
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 import time
@@ -22,7 +21,6 @@ from loopline.errors import (
     NotFound,
     PayloadTooLarge,
     RequestError,
-    Unauthorized,
 )
 from loopline.serving import oip, oip_rest
 from loopline.serving.core import Prediction
@@ -66,18 +64,8 @@ class PredictorApp:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._token = (
-            f"Bearer {runtime.settings.auth_token}".encode()
-            if runtime.settings.auth_token
-            else None
-        )
         self._limit = runtime.settings.max_body_bytes
         self._version = runtime.served.version
-        self._durations = {
-            e: runtime.metrics.request_duration.labels(e, self._version)
-            for e in ("predict", "predict_batch", "v2_infer", "v2_metadata", "v2_health", "metrics")
-        }
-        self._counters: dict[tuple[str, int], Any] = {}
         self._fixed: dict[str, tuple[str, Callable[..., Awaitable[_Reply]]]] = {
             "/predict": ("predict", self._predict),
             "/predict_batch": ("predict_batch", self._predict_batch),
@@ -97,7 +85,7 @@ class PredictorApp:
         endpoint, handler, arguments = self._route(path)
         try:
             if endpoint in ("predict", "predict_batch", "v2_infer", "v2_metadata"):
-                self._authorize(scope)
+                self.runtime.authorize(_header(scope, b"authorization"))
             reply = await handler(scope, receive, *arguments)
         except RequestError as error:
             reply = _json({"error": str(error)}, error.status)
@@ -111,15 +99,8 @@ class PredictorApp:
         ]
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
-        self._durations[endpoint].observe(time.perf_counter() - started)
-        self._count(endpoint, reply.status)
-
-    def _count(self, endpoint: str, status: int) -> None:
-        counter = self._counters.get((endpoint, status))
-        if counter is None:  # ``labels()`` takes a lock and builds a key: once per series
-            counter = self.runtime.metrics.requests.labels(endpoint, self._version, status)
-            self._counters[endpoint, status] = counter
-        counter.inc()
+        seconds = time.perf_counter() - started
+        self.runtime.metrics.observe_request(endpoint, self._version, reply.status, seconds)
 
     def _route(self, path: str) -> tuple[str, Callable[..., Awaitable[_Reply]], tuple[Any, ...]]:
         if path in self._fixed:
@@ -134,17 +115,10 @@ class PredictorApp:
             return "v2_health", self._model_ready, (name, version)
         return "v2_metadata", self._model_metadata, (name, version)
 
-    def _authorize(self, scope: Scope) -> None:
-        if self._token is None:
-            return
-        presented = dict(scope["headers"]).get(b"authorization", b"")
-        if not hmac.compare_digest(presented, self._token):
-            raise Unauthorized("missing or invalid bearer token")
-
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         if scope["method"] != "POST":
             raise NotFound(f"{scope['method']} {scope['path']}: use POST")
-        length = dict(scope["headers"]).get(b"content-length")
+        length = _header(scope, b"content-length")
         if length is not None and int(length) > self._limit:
             raise PayloadTooLarge(
                 f"body of {int(length)} bytes is over the {self._limit}-byte limit"
@@ -195,12 +169,12 @@ class PredictorApp:
         self.runtime.check_model(name, version)
         async with self.runtime.admitted():
             body = await self._body(scope, receive)
-            header = dict(scope["headers"]).get(b"inference-header-content-length")
+            header = _header(scope, b"inference-header-content-length")
             request = oip_rest.InferRequest.parse(body, header)
             predictions = await self.runtime.predict(
                 oip.to_rows(self.runtime.schema, request.tensors), "v2_infer"
             )
-        tensors = oip.outputs(self.runtime.served, self.runtime.views, predictions)
+        tensors = oip.outputs(self.runtime.views, predictions)
         body, binary_header = request.respond(self.runtime.served.name, self._version, tensors)
         if binary_header is None:
             return _Reply(200, body)
@@ -220,15 +194,13 @@ class PredictorApp:
         return await self._ready(scope, receive)
 
     async def _server_metadata(self, scope: Scope, receive: Receive) -> _Reply:
-        return _json(oip.server_metadata())
+        return _json(self.runtime.server_metadata)
 
     async def _model_metadata(
         self, scope: Scope, receive: Receive, name: str, version: str | None
     ) -> _Reply:
         self.runtime.check_model(name, version)
-        return _json(
-            oip.model_metadata(self.runtime.served, self.runtime.schema, self.runtime.views)
-        )
+        return _json(self.runtime.model_metadata)
 
     async def _metrics(self, scope: Scope, receive: Receive) -> _Reply:
         body, content_type = self.runtime.metrics.exposition()
@@ -236,3 +208,11 @@ class PredictorApp:
 
     async def _not_found(self, scope: Scope, receive: Receive) -> _Reply:
         raise NotFound(f"no route {scope['path']}")
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    """A request header's value (names arrive lower-cased); a scan of the few there are."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None

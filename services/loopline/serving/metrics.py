@@ -10,8 +10,10 @@ variable (importing Feast sets it, for one).
 
 from __future__ import annotations
 
+import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -53,6 +55,9 @@ class ServingMetrics:
     log_failures: Counter
     log_records: Counter
     model_info: Gauge
+    _request_series: dict[tuple[str, str, str | int], tuple[Any, Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def create(cls) -> ServingMetrics:
@@ -61,78 +66,82 @@ class ServingMetrics:
             _ask_pid_once()
         else:
             registry = CollectorRegistry()
+        # Every collector goes to this worker's registry (None: the multiprocess files).
+        histogram = functools.partial(Histogram, registry=registry)
+        counter = functools.partial(Counter, registry=registry)
+        gauge = functools.partial(Gauge, registry=registry)
         return cls(
             registry=registry,
-            request_duration=Histogram(
+            request_duration=histogram(
                 "loopline_request_duration_seconds",
                 "Time from request received to response sent, by endpoint.",
                 [ENDPOINT, MODEL_VERSION],
                 buckets=LATENCY_BUCKETS,
-                registry=registry,
             ),
-            requests=Counter(
+            requests=counter(
                 "loopline_requests",
                 "Requests answered, by endpoint and status code (HTTP, or gRPC status name).",
                 [ENDPOINT, MODEL_VERSION, CODE],
-                registry=registry,
             ),
-            feature_lookup_duration=Histogram(
+            feature_lookup_duration=histogram(
                 "loopline_feature_lookup_duration_seconds",
                 "Online store read and on-demand features, per batch.",
                 buckets=LATENCY_BUCKETS,
-                registry=registry,
             ),
-            model_inference_duration=Histogram(
+            model_inference_duration=histogram(
                 "loopline_model_inference_duration_seconds",
                 "Preprocessing and the network, per batch.",
                 buckets=LATENCY_BUCKETS,
-                registry=registry,
             ),
-            batch_size=Histogram(
+            batch_size=histogram(
                 "loopline_batch_size",
                 "Rows served by one feature lookup and model call.",
                 buckets=BATCH_BUCKETS,
-                registry=registry,
             ),
-            feature_status=Counter(
+            feature_status=counter(
                 "loopline_feature_status",
                 "Rows served per feature view and status (fresh, stale, missing, fallback).",
                 [FEATURE_VIEW, STATUS],
-                registry=registry,
             ),
-            prediction_score=Histogram(
+            prediction_score=histogram(
                 "loopline_prediction_score",
                 "Predicted probabilities.",
                 [MODEL_VERSION],
                 buckets=SCORE_BUCKETS,
-                registry=registry,
             ),
-            log_queue_depth=Gauge(
+            log_queue_depth=gauge(
                 "loopline_prediction_log_queue_depth",
                 "Records answered but not yet durable at the sink (fsynced, or in Redis).",
-                registry=registry,
                 multiprocess_mode="livesum",
             ),
-            log_failures=Counter(
+            log_failures=counter(
                 "loopline_prediction_log_failures",
                 "Failed writes, fsyncs or stream appends of the prediction log, by sink.",
                 [SINK],
-                registry=registry,
             ),
-            log_records=Counter(
+            log_records=counter(
                 "loopline_prediction_log_records",
                 "Prediction records made durable at the sink.",
                 [SINK],
-                registry=registry,
             ),
-            model_info=Gauge(
+            model_info=gauge(
                 "loopline_model_info",
                 "The model being served (value 1).",
                 [MODEL, MODEL_VERSION, SHA256],
-                registry=registry,
                 multiprocess_mode="max",
             ),
         )
+
+    def observe_request(self, endpoint: str, version: str, code: str | int, seconds: float) -> None:
+        """Time and count one answered request (``code``: HTTP status or gRPC status name).
+        The labelled series are looked up once: ``labels()`` takes a lock and builds a key."""
+        key = (endpoint, version, code)
+        series = self._request_series.get(key)
+        if series is None:
+            duration = self.request_duration.labels(endpoint, version)
+            series = self._request_series[key] = (duration, self.requests.labels(*key))
+        series[0].observe(seconds)
+        series[1].inc()
 
     def exposition(self) -> tuple[bytes, str]:
         """The text format body and its content type, across all workers."""

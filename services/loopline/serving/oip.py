@@ -107,9 +107,7 @@ def to_rows(schema: InputSchema, tensors: Sequence[Tensor]) -> list[Row]:
     return columns_to_rows(schema, columns, rows)
 
 
-def outputs(
-    served: ServedModel, views: Sequence[str], predictions: Sequence[Prediction]
-) -> list[Tensor]:
+def outputs(views: Sequence[str], predictions: Sequence[Prediction]) -> list[Tensor]:
     n = [len(predictions)]
     tensors = [
         Tensor("request_id", "BYTES", n, [p.request_id for p in predictions]),
@@ -148,9 +146,7 @@ def model_metadata(
         {"name": n, "datatype": OIP_DATATYPE[t], "shape": [-1]} for n, t in schema.fields.items()
     ]
     inputs += [{"name": n, "datatype": "BYTES", "shape": [-1]} for n in schema.optional]
-    outputs_ = [
-        {"name": t.name, "datatype": t.datatype, "shape": [-1]} for t in outputs(served, views, [])
-    ]
+    outputs_ = [{"name": t.name, "datatype": t.datatype, "shape": [-1]} for t in outputs(views, [])]
     return {
         "name": served.name,
         "versions": [served.version],

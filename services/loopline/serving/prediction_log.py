@@ -146,8 +146,9 @@ class PredictionLog:
             self._sink.start(self)
 
     def append(self, lines: Sequence[bytes]) -> None:
-        """Write ``lines`` (JSON, no newline) to the segment before their batch is answered."""
-        data = b"".join(line + b"\n" for line in lines)
+        """Write ``lines`` (JSON, each ending in a newline) to the segment before their batch
+        is answered."""
+        data = b"".join(lines)
         segment = self.segments[-1]
         try:
             view = memoryview(data)

@@ -16,19 +16,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hmac
 import logging
 import math
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import psutil
 
-from loopline.errors import NotFound, Overloaded, Unavailable
+from loopline.errors import NotFound, Overloaded, Unauthorized, Unavailable
 from loopline.features.online import OnlineFeatures
 from loopline.features.online_plan import load_plan
 from loopline.model.artifact import load_model, read_reference_columns
+from loopline.serving import oip
 from loopline.serving.batching import MicroBatcher
 from loopline.serving.core import InferenceCore, Prediction, Submission
 from loopline.serving.metrics import ServingMetrics
@@ -39,17 +40,24 @@ from loopline.settings import Settings
 
 logger = logging.getLogger(__name__)
 WARM_UP_RETRY_S = 1.0
+WARM_UP_ROWS = 8
+SELF_CHECK_ROWS = 2000
 
 
 class Runtime:
     def __init__(
-        self, settings: Settings, core: InferenceCore, log: PredictionLog, metrics: ServingMetrics
+        self,
+        settings: Settings,
+        core: InferenceCore,
+        log: PredictionLog,
+        metrics: ServingMetrics,
+        warm_up: list[Row],
     ) -> None:
         self.settings = settings
         self.core = core
         self.served = core.served
         self.schema = core.schema
-        self.views = [view.name for view in core.features.plan.views]
+        self.views = core.views
         self.metrics = metrics
         self.log = log
         self.batcher = MicroBatcher(core, settings.batch_max_size, settings.batch_wait_ms / 1000)
@@ -58,6 +66,10 @@ class Runtime:
         self._limit = (
             -(-settings.max_concurrency // settings.workers) if settings.max_concurrency else 0
         )
+        self.server_metadata = oip.server_metadata()
+        self.model_metadata = oip.model_metadata(self.served, self.schema, self.views)
+        self._token = f"Bearer {settings.auth_token}".encode() if settings.auth_token else None
+        self._warm_up_rows = warm_up
         self._warm_up: asyncio.Task[None] | None = None
         self._grpc: Any = None
 
@@ -82,9 +94,10 @@ class Runtime:
             sink=_sink(settings, metrics),
         )
         core = InferenceCore(served, model, features, schema, log, metrics)
-        core.self_check()
+        reference = read_reference_columns(served.path, SELF_CHECK_ROWS)
+        core.self_check(reference)
         metrics.model_info.labels(served.name, served.version, served.sha256).set(1)
-        return cls(settings, core, log, metrics)
+        return cls(settings, core, log, metrics, _warm_up_rows(reference, schema))
 
     async def start(self) -> None:
         from loopline.serving.grpc_server import start_grpc_server
@@ -114,6 +127,11 @@ class Runtime:
                 f"model {wanted} not found; serving {self.served.name} {self.served.version}"
             )
 
+    def authorize(self, presented: bytes | None) -> None:
+        """Check an inference call's ``Authorization`` value when a token is configured."""
+        if self._token is not None and not hmac.compare_digest(presented or b"", self._token):
+            raise Unauthorized("missing or invalid bearer token")
+
     @contextlib.asynccontextmanager
     async def admitted(self) -> AsyncIterator[None]:
         """Readiness, concurrency and log back-pressure, for every inference request."""
@@ -136,10 +154,9 @@ class Runtime:
             raise Unavailable(str(error)) from error
 
     async def _warm_up_until_ready(self) -> None:
-        sample = _warm_up_rows(self.served.path, self.schema)
         while True:
             try:
-                lookup, probabilities = await self.core.score(sample)
+                lookup, probabilities = await self.core.score(self._warm_up_rows)
                 failed = [v for v, states in lookup.status.items() if "fallback" in states]
                 if failed:
                     raise RuntimeError(f"online store unavailable for {failed}")
@@ -175,11 +192,10 @@ def _sink(settings: Settings, metrics: ServingMetrics) -> Sink | None:
     return RedisShipper(url, settings.prediction_log_stream, metrics)
 
 
-def _warm_up_rows(path: Path, schema: InputSchema) -> list[Row]:
-    """A few rows of the artifact's reference sample, at their own request times."""
-    columns = read_reference_columns(path, 8)
-    stamps = columns[TIMESTAMP]
+def _warm_up_rows(reference: dict[str, list[Any]], schema: InputSchema) -> list[Row]:
+    """The first rows of the reference sample, at their own request times."""
+    stamps = reference[TIMESTAMP][:WARM_UP_ROWS]
     return [
-        Row({n: schema.check(n, columns[n][i]) for n in schema.fields}, stamps[i], None)
+        Row({n: schema.check(n, reference[n][i]) for n in schema.fields}, stamps[i], None)
         for i in range(len(stamps))
     ]

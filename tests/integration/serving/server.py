@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import psutil
 
-from tests.redis_server import free_port, running_redis
+from tests.redis_server import free_port
 
 LOOPLINE = Path(sys.executable).parent / "loopline"
 START_TIMEOUT_S = 90.0
@@ -153,11 +153,3 @@ def client_call(library: str, address: str, call: str, **arguments: Any) -> dict
         raise AssertionError(f"{library} {call} failed:\n{result.stderr}")
     answer: dict[str, Any] = json.loads(result.stdout)
     return answer
-
-
-def redis_on_port(
-    port: int, directory: Path, *options: str
-) -> contextlib.AbstractContextManager[str]:
-    """A redis-server on a given port (``running_redis`` picks its own by default): for tests that
-    start the server first and the store later."""
-    return running_redis(directory, *options, port=port)

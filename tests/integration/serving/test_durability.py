@@ -18,8 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loopline.serving.prediction_log import SUFFIX, read_records
 from tests.integration.serving.conftest import FRESH, REQUEST, ServingSetup
-from tests.integration.serving.server import Server, client_call, redis_on_port, start_server
-from tests.redis_server import free_port
+from tests.integration.serving.server import Server, client_call, start_server
+from tests.redis_server import free_port, running_redis
 
 pytestmark = pytest.mark.integration
 
@@ -185,7 +185,7 @@ def test_a_failing_sink_is_counted_bounds_the_queue_and_recovers(
             assert metric(server, "loopline_prediction_log_queue_depth", {}) == 5
             failures = metric(server, "loopline_prediction_log_failures_total", {"sink": "redis"})
             assert failures > 0
-            with redis_on_port(port, tmp_path) as url:
+            with running_redis(tmp_path, port=port) as url:
                 client = redis.Redis.from_url(url)
                 wait_until(lambda: client.xlen(stream) == 5, 30, "the backlog to drain")
                 assert metric(server, "loopline_prediction_log_queue_depth", {}) == 0

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from tests.integration.serving.conftest import FRESH, REQUEST, ServingSetup
-from tests.integration.serving.server import Server, client_call, redis_on_port, start_server
-from tests.redis_server import free_port
+from tests.integration.serving.server import Server, client_call, start_server
+from tests.redis_server import free_port, running_redis
 
 pytestmark = pytest.mark.integration
 TOKEN = "s3cret"
@@ -98,7 +98,7 @@ def test_not_ready_until_the_feature_store_answers(serving: ServingSetup, tmp_pa
             assert refused.status_code == 503
             assert "not ready" in refused.json()["error"]
             assert client_call("triton", server.grpc, "health")["ready"] is False
-            with redis_on_port(port, tmp_path):
+            with running_redis(tmp_path, port=port):
                 # An empty store is a working one: warm-up succeeds (features "missing").
                 deadline = time.monotonic() + 30
                 while http.get("/v2/health/ready").status_code != 200:

@@ -216,7 +216,7 @@ def test_grpc_errors_carry_their_codes(server: Server) -> None:
 
 
 def test_bodies_over_the_limit_are_refused_before_parsing(server: Server) -> None:
-    oversized = b"x" * (1 << 20 + 1)
+    oversized = b"x" * ((1 << 20) + 1)
     with server.client() as http:
         declared = http.post("/predict", content=oversized)
         streamed = http.post("/predict", content=iter([oversized[:65536]] * 20))  # chunked

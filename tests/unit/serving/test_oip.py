@@ -102,12 +102,11 @@ def test_malformed_tensors(
 
 
 def test_outputs_raw_form_is_what_tritonclient_reads() -> None:
-    served = ServedModel("flight-delay", "v3", "0" * 64, load_spec("flight-delay"), Path("."))
     predictions = [
         Prediction("id-1", 0.25, False, {"origin_weather": "fresh"}),
         Prediction("id-2", 0.75, True, {"origin_weather": "stale"}),
     ]
-    outputs = {t.name: t for t in oip.outputs(served, ["origin_weather"], predictions)}
+    outputs = {t.name: t for t in oip.outputs(["origin_weather"], predictions)}
     assert list(outputs) == ["request_id", "probability", "decision", "status_origin_weather"]
     assert np.frombuffer(oip.raw(outputs["probability"]), np.float64).tolist() == [0.25, 0.75]
     assert np.frombuffer(oip.raw(outputs["decision"]), np.bool_).tolist() == [False, True]

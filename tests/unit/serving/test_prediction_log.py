@@ -22,7 +22,9 @@ from loopline.serving.prediction_log import (
 
 
 def lines(start: int, count: int) -> list[bytes]:
-    return [json.dumps({"request_id": f"r{i}"}).encode() for i in range(start, start + count)]
+    return [
+        json.dumps({"request_id": f"r{i}"}).encode() + b"\n" for i in range(start, start + count)
+    ]
 
 
 def sample(metrics: ServingMetrics, name: str, sink: str = "file") -> float:
