@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from loopline.registry.store import ModelRegistry
 from tests.conftest import TrainedSetup
 from tests.k8s import kube, predictor
+from tests.metrics_contract import CONTRACT
 from tests.redis_server import free_port
 
 pytestmark = pytest.mark.k8s
@@ -28,20 +29,7 @@ pytestmark = pytest.mark.k8s
 DASHBOARD = kube.CHART / "files" / "grafana-dashboard.json"
 MONITOR_ROW = "Monitor job"
 
-PREDICTOR_METRICS = {
-    "loopline_request_duration_seconds": "histogram",
-    "loopline_requests": "counter",
-    "loopline_feature_lookup_duration_seconds": "histogram",
-    "loopline_model_inference_duration_seconds": "histogram",
-    "loopline_batch_size": "histogram",
-    "loopline_feature_status": "counter",
-    "loopline_prediction_score": "histogram",
-    "loopline_prediction_log_queue_depth": "gauge",
-    "loopline_prediction_log_failures": "counter",
-    "loopline_prediction_log_records": "counter",
-    "loopline_model_info": "gauge",
-}
-"""The predictor's metric contract: family name → type (counters without their _total)."""
+PREDICTOR_METRICS = {name: kind for name, (kind, _) in CONTRACT.items()}
 
 MONITOR_METRICS = {"loopline_drift_share": "gauge"}
 """Exported by the monitoring job, not by the predictor."""

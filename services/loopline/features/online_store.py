@@ -11,11 +11,11 @@ import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from loopline.features.online_plan import ViewPlan
 from loopline.features.redis_pipeline import Command, RedisPipeline, StoreUnavailable
+from loopline.times import iso_to_epoch
 
 Decode = Callable[[bytes | None], Any]
 Requests = list[tuple[ViewPlan, list[bytes]]]
@@ -130,7 +130,4 @@ def _done(reads: Reads) -> asyncio.Future[Reads]:
 
 def _epoch(stamp: object) -> float:
     """Feast's SQLite store keeps ``event_ts`` as epoch seconds or an ISO string (UTC)."""
-    if isinstance(stamp, int | float):
-        return float(stamp)
-    parsed = datetime.fromisoformat(str(stamp))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    return float(stamp) if isinstance(stamp, int | float) else iso_to_epoch(str(stamp))

@@ -16,13 +16,13 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
 from loopline.errors import BadRequest
 from loopline.features.online_plan import FieldType, OnlinePlan
 from loopline.model.spec import ModelSpec
+from loopline.times import iso_to_epoch
 
 TIMESTAMP = "event_timestamp"
 OIP_DATATYPE = {"string": "BYTES", "int64": "INT64", "double": "FP64"}
@@ -111,11 +111,9 @@ def parse_timestamp(value: object, where: str = "") -> float:
         return time.time()
     if isinstance(value, str):
         try:
-            moment = datetime.fromisoformat(value)
+            return iso_to_epoch(value)
         except ValueError:
             pass
-        else:
-            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
     raise BadRequest(f"{where}field {TIMESTAMP!r}: expected an ISO 8601 time, got {value!r}")
 
 

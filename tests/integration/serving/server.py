@@ -10,13 +10,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.redis_server import free_port
 
@@ -43,6 +44,16 @@ class Server:
 
     def client(self, **options: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, **{"timeout": 30, **options})
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """One scrape of ``/metrics`` on a new connection (with several workers, any of them
+        answers for all): each sample's value by name and sorted labels."""
+        text = httpx.get(f"{self.url}/metrics", headers={"connection": "close"}).text
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
 
     def processes(self) -> list[psutil.Process]:
         """The arbiter and its workers (each worker runs in a session of its own)."""
@@ -153,3 +164,10 @@ def client_call(library: str, address: str, call: str, **arguments: Any) -> dict
         raise AssertionError(f"{library} {call} failed:\n{result.stderr}")
     answer: dict[str, Any] = json.loads(result.stdout)
     return answer
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

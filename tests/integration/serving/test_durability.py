@@ -7,18 +7,16 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 
 from loopline.serving.prediction_log import SUFFIX, read_records
 from tests.integration.serving.conftest import FRESH, REQUEST, ServingSetup
-from tests.integration.serving.server import Server, client_call, start_server
+from tests.integration.serving.server import Server, client_call, start_server, wait_until
 from tests.redis_server import free_port, running_redis
 
 pytestmark = pytest.mark.integration
@@ -62,24 +60,12 @@ class Load:
                     self.answered.append(response.json()["request_id"])
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def logged(directory: Path) -> set[str]:
     return {record["request_id"] for record in read_records(directory)}
 
 
 def metric(server: Server, name: str, labels: dict[str, str]) -> float:
-    text = httpx.get(server.url + "/metrics").text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return float(sample.value)
-    return 0.0
+    return server.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def kill(server: Server) -> None:

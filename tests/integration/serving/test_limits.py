@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.integration.serving.conftest import FRESH, REQUEST, ServingSetup
-from tests.integration.serving.server import Server, client_call, start_server
+from tests.integration.serving.server import Server, client_call, start_server, wait_until
 from tests.redis_server import free_port, running_redis
 
 pytestmark = pytest.mark.integration
@@ -100,10 +100,7 @@ def test_not_ready_until_the_feature_store_answers(serving: ServingSetup, tmp_pa
             assert client_call("triton", server.grpc, "health")["ready"] is False
             with running_redis(tmp_path, port=port):
                 # An empty store is a working one: warm-up succeeds (features "missing").
-                deadline = time.monotonic() + 30
-                while http.get("/v2/health/ready").status_code != 200:
-                    assert time.monotonic() < deadline, "never became ready"
-                    time.sleep(0.2)
+                wait_until(lambda: http.get("/v2/health/ready").status_code == 200, 30, "ready")
                 answer = http.post("/predict", json={**REQUEST, "event_timestamp": FRESH})
                 assert answer.status_code == 200
                 assert set(answer.json()["feature_status"].values()) == {"missing"}

@@ -6,13 +6,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import pytest
 import tritonclient.http as httpclient
-from prometheus_client.parser import text_string_to_metric_families
 
 from loopline.features.store import feature_store
 from loopline.serving.prediction_log import read_records
+from tests.integration.serving.clients import arrays
 from tests.integration.serving.conftest import FRESH, LATER, REQUEST, ServingSetup
 from tests.integration.serving.server import Server, client_call
 
@@ -22,12 +21,10 @@ VIEWS = ["origin_weather", "plane_attributes", "origin_departure_stats", "carrie
 
 
 def oip_json(request: dict[str, Any]) -> dict[str, Any]:
-    inputs = []
-    for name, value in request.items():
-        datatype = (
-            "BYTES" if isinstance(value, str) else "INT64" if isinstance(value, int) else "FP64"
-        )
-        inputs.append({"name": name, "datatype": datatype, "shape": [1], "data": [value]})
+    inputs = [
+        {"name": name, "datatype": datatype, "shape": [1], "data": array.tolist()}
+        for name, datatype, array in arrays({k: [v] for k, v in request.items()})
+    ]
     return {"id": "req-1", "inputs": inputs}
 
 
@@ -126,11 +123,7 @@ def test_the_same_request_gets_the_same_probability_on_every_path(server: Server
 
     triton = httpclient.InferenceServerClient(f"127.0.0.1:{server.http_port}")
     inputs = []
-    for name, value in request.items():
-        array = np.array([value], dtype=object if isinstance(value, str) else type(value))
-        datatype = (
-            "BYTES" if isinstance(value, str) else "INT64" if isinstance(value, int) else "FP64"
-        )
+    for name, datatype, array in arrays({k: [v] for k, v in request.items()}):
         tensor = httpclient.InferInput(name, [1], datatype)
         tensor.set_data_from_numpy(array)  # binary_data=True: the binary extension, both ways
         inputs.append(tensor)
@@ -229,12 +222,7 @@ def test_metrics_expose_the_contracted_series(server: Server) -> None:
     with server.client() as http:
         for _ in range(3):
             http.post("/predict", json={**REQUEST, "event_timestamp": FRESH})
-        text = http.get("/metrics").text
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+    samples = server.metrics()
     names = {name for name, _ in samples}
     assert {
         "loopline_request_duration_seconds_bucket",

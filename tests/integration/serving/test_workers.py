@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from loopline.serving.prediction_log import SUFFIX, read_records
 from tests.integration.serving.conftest import FRESH, REQUEST, ServingSetup
-from tests.integration.serving.server import client_call, start_server
+from tests.integration.serving.server import Server, client_call, start_server, wait_until
 
 pytestmark = pytest.mark.integration
 REQUESTS = 120
@@ -28,14 +26,13 @@ def predict(url: str) -> str:
     return request_id
 
 
-def scrape(url: str) -> dict[str, float]:
+def scrape(server: Server) -> dict[str, float]:
     totals: dict[str, float] = collections.defaultdict(float)
-    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", headers=CLOSE).text):
-        for sample in family.samples:
-            if sample.name == "loopline_requests_total" and sample.labels["endpoint"] == "predict":
-                totals["requests"] += sample.value
-            elif sample.name in ("loopline_prediction_log_records_total", "loopline_model_info"):
-                totals[sample.name] += sample.value
+    for (name, labels), value in server.metrics().items():
+        if name == "loopline_requests_total" and ("endpoint", "predict") in labels:
+            totals["requests"] += value
+        elif name in ("loopline_prediction_log_records_total", "loopline_model_info"):
+            totals[name] += value
     return totals
 
 
@@ -55,13 +52,14 @@ def test_metrics_count_requests_from_both_workers(serving: ServingSetup, tmp_pat
         assert min(served_by.values()) > 0, served_by
         # Each scrape lands on either worker and reports the sum over both.
         for _ in range(10):
-            totals = scrape(server.url)
+            totals = scrape(server)
             assert totals["requests"] == REQUESTS
             assert totals["loopline_model_info"] == 1
-        deadline = time.monotonic() + 10
-        while scrape(server.url)["loopline_prediction_log_records_total"] < REQUESTS:
-            assert time.monotonic() < deadline, "records never all fsynced"
-            time.sleep(0.1)
+        wait_until(
+            lambda: scrape(server)["loopline_prediction_log_records_total"] >= REQUESTS,
+            10,
+            "every record fsynced",
+        )
         inputs = {name: [value] for name, value in {**REQUEST, "event_timestamp": FRESH}.items()}
         assert client_call("triton", server.grpc, "infer", inputs=inputs)["model_version"] == "v1"
     finally:

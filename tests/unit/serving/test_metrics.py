@@ -5,20 +5,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from loopline.serving.metrics import ServingMetrics
-
-CONTRACT = {
-    "loopline_request_duration_seconds": ("histogram", {"endpoint", "model_version"}),
-    "loopline_requests": ("counter", {"endpoint", "model_version", "code"}),
-    "loopline_feature_lookup_duration_seconds": ("histogram", set()),
-    "loopline_model_inference_duration_seconds": ("histogram", set()),
-    "loopline_batch_size": ("histogram", set()),
-    "loopline_feature_status": ("counter", {"feature_view", "status"}),
-    "loopline_prediction_score": ("histogram", {"model_version"}),
-    "loopline_prediction_log_queue_depth": ("gauge", set()),
-    "loopline_prediction_log_failures": ("counter", {"sink"}),
-    "loopline_prediction_log_records": ("counter", {"sink"}),
-    "loopline_model_info": ("gauge", {"model", "model_version", "artifact_sha256"}),
-}
+from tests.metrics_contract import CONTRACT
 
 
 def test_every_contracted_series_is_exported_with_its_labels() -> None:
