@@ -118,6 +118,8 @@ class InferenceServicer:
     def __init__(self, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> None:
         self.runtime = runtime
         self._loop = loop
+        endpoints = ("grpc_infer", "grpc_metadata", "grpc_health")
+        runtime.metrics.expose_endpoints(runtime.served.version, endpoints)
 
     def ServerLive(self, request: Any, context: Any) -> Any:
         return self._call("grpc_health", context, False, lambda: pb.ServerLiveResponse(live=True))

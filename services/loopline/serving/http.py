@@ -75,6 +75,8 @@ class PredictorApp:
             "/v2/": ("v2_metadata", self._server_metadata),
             "/metrics": ("metrics", self._metrics),
         }
+        endpoints = {endpoint for endpoint, _ in self._fixed.values()} | {"v2_infer"}
+        runtime.metrics.expose_endpoints(self._version, sorted(endpoints))
 
     def handles(self, path: str) -> bool:
         return path in self._fixed or path.startswith("/v2/")

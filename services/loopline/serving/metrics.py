@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +132,12 @@ class ServingMetrics:
                 multiprocess_mode="max",
             ),
         )
+
+    def expose_endpoints(self, version: str, endpoints: Iterable[str]) -> None:
+        """Create each endpoint's latency series now, so dashboards and alerts see them (at
+        zero) before the first request."""
+        for endpoint in endpoints:
+            self.request_duration.labels(endpoint, version)
 
     def observe_request(self, endpoint: str, version: str, code: str | int, seconds: float) -> None:
         """Time and count one answered request (``code``: HTTP status or gRPC status name).
