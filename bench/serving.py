@@ -35,7 +35,7 @@ from typing import Any
 
 from harness import BIN, ROOT, free_port, load, pinned, post_script, stop, tensor, wait_http, wrk
 
-from loopline.model.spec import load_spec
+from loopline.spec import load_spec
 
 REQUEST = {**load_spec("flight-delay").example_request, "event_timestamp": "2013-08-31T23:50:00Z"}
 

@@ -13,8 +13,8 @@ import yaml
 from loopline.data.prepare import prepare, read_manifest
 from loopline.features.store import apply, materialize
 from loopline.jobs.training import TrainOutcome, run_training
-from loopline.model.spec import ModelSpec, load_spec
 from loopline.settings import Settings
+from loopline.spec import ModelSpec, load_spec
 from tests.redis_server import running_redis
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

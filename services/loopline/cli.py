@@ -12,7 +12,7 @@ from rich.table import Table
 from loopline.console import console, print_json, steps
 from loopline.errors import LooplineError
 from loopline.serving.cli import serve
-from loopline.settings import Settings
+from loopline.settings import Settings, load_settings
 
 app = typer.Typer(help="Loopline: real-time ML with the loop closed.", no_args_is_help=True)
 data_app = typer.Typer(help="Reference datasets turned into Feast sources.", no_args_is_help=True)
@@ -39,7 +39,7 @@ def _settings(ctx: typer.Context) -> Settings:
 @app.callback()
 def main(ctx: typer.Context) -> None:
     """Settings come from LOOPLINE_* environment variables, read once here."""
-    ctx.obj = Settings()
+    ctx.obj = load_settings()
 
 
 @data_app.command("prepare")
@@ -114,7 +114,7 @@ def train(
 ) -> None:
     """Train on a point-in-time training set, evaluate on the holdout, register the version."""
     from loopline.jobs.training import run_training
-    from loopline.model.spec import load_spec
+    from loopline.spec import load_spec
 
     spec = load_spec(model)
     with steps(f"train {spec.name}", total=4, quiet=as_json) as advance:
@@ -133,7 +133,8 @@ def train(
         )
     summary = {
         **outcome.version.to_summary(),
-        "alias_set": outcome.alias,
+        "alias_set": outcome.gate.alias,
+        "gate": {"passed": outcome.gate.passed, "reasons": outcome.gate.reasons},
         "seconds": outcome.seconds,
     }
     if as_json:
@@ -149,8 +150,10 @@ def train(
         )
     console.print(
         f"registered {spec.name} {outcome.version.version}"
-        + (f" as {outcome.alias}" if outcome.alias else " (below the gate: no alias)")
+        + (f" as {outcome.gate.alias}" if outcome.gate.alias else " (held back by the gate)")
     )
+    for reason in outcome.gate.reasons:
+        console.print(f"  gate: {reason}")
 
 
 @models_app.command("list")

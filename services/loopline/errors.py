@@ -1,6 +1,7 @@
 """Errors Loopline raises on purpose. Each names what went wrong and what to do about it.
 
 LooplineError
+├── SettingsError             LOOPLINE_* settings that are invalid, alone or together
 ├── DataNotPreparedError      a job needs `loopline data prepare` first
 ├── SpecError                 a model spec is missing or invalid
 ├── ArtifactIntegrityError    an artifact's files do not match their recorded sha256
@@ -30,6 +31,7 @@ __all__ = [
     "PayloadTooLarge",
     "RegistryError",
     "RequestError",
+    "SettingsError",
     "SpecError",
     "Unauthorized",
     "Unavailable",
@@ -38,6 +40,10 @@ __all__ = [
 
 class LooplineError(Exception):
     """Base class of every error Loopline raises on purpose."""
+
+
+class SettingsError(LooplineError):
+    """``LOOPLINE_*`` settings that cannot work, alone or together."""
 
 
 class DataNotPreparedError(LooplineError):

@@ -1,7 +1,9 @@
 """Typed settings, read from ``LOOPLINE_*`` environment variables.
 
-Settings are built once at start-up (``Settings()`` in the CLI's callback or a service's
-``__init__``), never at import time, so tests and jobs can build their own.
+Settings are built once at start-up (``load_settings()`` in the CLI's callback, ``Settings()``
+in a service's ``__init__``), never at import time, so tests and jobs can build their own. They
+are validated together as they are built: a combination that cannot work (the Redis log sink
+with no Redis to ship to, a Redis URL that is not one) is refused before any worker starts.
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from loopline.errors import SettingsError
+
+ENV_PREFIX = "LOOPLINE_"
 
 
 class Settings(BaseSettings):
     """Where Loopline keeps its state and which backends it talks to."""
 
-    model_config = SettingsConfigDict(env_prefix="LOOPLINE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     home: Path = Path(".loopline")
     """Local state: the model registry (a BentoML model store) and job outputs."""
@@ -114,6 +120,26 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=20.0, ge=0)
     """On SIGTERM: time for in-flight requests to finish and the log to drain."""
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        for name in ("redis_url", "prediction_log_redis_url"):
+            url = getattr(self, name)
+            if url is not None and urlparse(url).scheme not in ("redis", "rediss"):
+                raise ValueError(f"{_env(name)} must start with redis:// or rediss://, not {url!r}")
+        if self.prediction_log_sink == "redis" and self.prediction_log_url is None:
+            raise ValueError(
+                f"{_env('prediction_log_sink')}=redis needs {_env('prediction_log_redis_url')} "
+                f"or {_env('redis_url')}"
+            )
+        return self
+
+    @property
+    def prediction_log_url(self) -> str | None:
+        """The Redis the prediction log ships to; None with the ``file`` sink."""
+        if self.prediction_log_sink == "file":
+            return None
+        return self.prediction_log_redis_url or self.redis_url
+
     @property
     def data_dir(self) -> Path:
         """Prepared parquet sources live inside the feature repo, where Feast resolves them."""
@@ -132,10 +158,6 @@ class Settings(BaseSettings):
         if self.redis_url is None:
             return None
         url = urlparse(self.redis_url)
-        if url.scheme not in ("redis", "rediss"):
-            raise ValueError(
-                f"LOOPLINE_REDIS_URL must start with redis:// (got {self.redis_url!r})"
-            )
         parts = [f"{url.hostname or 'localhost'}:{url.port or 6379}"]
         database = url.path.lstrip("/")
         if database:
@@ -145,3 +167,18 @@ class Settings(BaseSettings):
         if url.scheme == "rediss":
             parts.append("ssl=true")
         return ",".join(parts)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; ``SettingsError`` names the first variable at fault."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = f"{_env(str(first['loc'][0]))}: " if first["loc"] else ""
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"invalid settings: {where}{message}") from None
+
+
+def _env(name: str) -> str:
+    return f"{ENV_PREFIX}{name.upper()}"

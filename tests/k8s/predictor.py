@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from loopline.model.spec import ModelSpec
+from loopline.spec import ModelSpec
 
 
 def _tail(log: Path, lines: int = 60) -> str:

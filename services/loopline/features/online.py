@@ -20,8 +20,13 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from loopline.errors import SpecError
-from loopline.features.online_plan import OnDemandPlan, OnlinePlan, ViewPlan, serialize_entity_key
+from loopline.features.online_plan import (
+    OnDemandPlan,
+    OnlinePlan,
+    ViewPlan,
+    redis_url_of,
+    serialize_entity_key,
+)
 from loopline.features.online_store import Reads, RedisReader, SqliteReader
 from loopline.features.redis_pipeline import StoreUnavailable
 from loopline.settings import Settings
@@ -71,10 +76,9 @@ class OnlineFeatures:
         self._down_until = 0.0
         timeout = settings.feature_timeout_ms / 1000
         self._reader: RedisReader | SqliteReader
-        if plan.store == "redis":
-            if settings.redis_url is None:
-                raise SpecError("the feature plan reads Redis but LOOPLINE_REDIS_URL is not set")
-            self._reader = RedisReader(settings.redis_url, plan.project, timeout, self._decode)
+        redis_url = redis_url_of(plan, settings)
+        if redis_url is not None:
+            self._reader = RedisReader(redis_url, plan.project, timeout, self._decode)
         else:
             self._reader = SqliteReader(plan.sqlite_path or "", timeout, self._decode)
 

@@ -1,7 +1,7 @@
 """The online-feature plan: everything a lookup needs, resolved once with Feast and cached.
 
-Importing Feast takes 4-6 s and its per-call overhead is larger than the rest of a prediction,
-so ``load_plan`` asks Feast once for the feature service's views, join keys, TTLs and storage
+Importing Feast takes seconds and its per-call overhead is larger than the rest of a prediction
+(docs/decisions.md, §2), so ``load_plan`` asks Feast once for the feature service's views, join keys, TTLs and storage
 names, the on-demand view's serialised transformation and the ``Value`` proto descriptor, and
 keeps them as an ``OnlinePlan``: plain JSON, cached under ``<home>/cache`` and keyed by the
 sha256 of the registry and ``feature_store.yaml``. ``loopline.features.online`` reads the store
@@ -22,8 +22,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from loopline.errors import SpecError
-from loopline.registry.export import write_text_atomic
+from loopline.errors import SettingsError, SpecError
+from loopline.files import write_text_atomic
 from loopline.settings import Settings
 
 FieldType = Literal["string", "int64", "double"]
@@ -83,6 +83,19 @@ def load_plan(settings: Settings, feature_service: str) -> OnlinePlan:
         with contextlib.suppress(OSError):  # a read-only home costs the next start a compile
             write_text_atomic(path, plan.model_dump_json())
     return plan
+
+
+def redis_url_of(plan: OnlinePlan, settings: Settings) -> str | None:
+    """The Redis a plan reads, None for SQLite; ``SettingsError`` when it needs one and none is
+    configured (a ``feature_store.yaml`` naming Redis, with ``LOOPLINE_REDIS_URL`` unset)."""
+    if plan.store != "redis":
+        return None
+    if settings.redis_url is None:
+        raise SettingsError(
+            f"the feature service {plan.feature_service!r} reads a Redis online store "
+            "(feature_store.yaml) but LOOPLINE_REDIS_URL is not set"
+        )
+    return settings.redis_url
 
 
 def _cache_key(settings: Settings, feature_service: str) -> str:

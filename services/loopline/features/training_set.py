@@ -13,8 +13,8 @@ import pandas as pd
 from feast import FeatureStore
 
 from loopline.features.store import feature_store, inside_repo
-from loopline.model.spec import ModelSpec
 from loopline.settings import Settings
+from loopline.spec import ModelSpec
 
 TIMESTAMP = "event_timestamp"
 

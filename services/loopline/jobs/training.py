@@ -18,11 +18,12 @@ from loopline.data.prepare import read_table
 from loopline.features.training_set import TIMESTAMP, TrainingSet, training_set
 from loopline.model.artifact import save_model
 from loopline.model.evaluate import GradientBoostingBaseline, evaluate
-from loopline.model.spec import ModelSpec
 from loopline.model.train import EpochReport, train_network
 from loopline.registry import ModelRegistry, ModelVersion
 from loopline.registry.lineage import DataWindow, Lineage
+from loopline.rollout.gate import GateDecision, decide
 from loopline.settings import Settings
+from loopline.spec import ModelSpec
 
 Progress = Callable[[str], None]
 
@@ -30,8 +31,8 @@ Progress = Callable[[str], None]
 @dataclass(frozen=True)
 class TrainOutcome:
     version: ModelVersion
-    alias: str | None
-    """``champion`` if it became champion, else ``challenger``; None if below the gate."""
+    gate: GateDecision
+    """The promotion gate's decision: the alias set (None when held back) and why."""
     seconds: dict[str, float]
 
 
@@ -68,16 +69,6 @@ def code_commit(settings: Settings) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return result.stdout.strip()
-
-
-def choose_alias(spec: ModelSpec, metrics: dict[str, Any], has_champion: bool) -> str | None:
-    """The first model that clears the gate becomes champion; later ones wait as challenger
-    for the rollout to decide."""
-    value = float(metrics["model"][spec.promotion.metric])
-    baseline = float(metrics["baseline"][spec.promotion.metric])
-    if value < spec.promotion.min_value or baseline - value > spec.promotion.max_gap_to_baseline:
-        return None
-    return "challenger" if has_champion else "champion"
 
 
 def run_training(
@@ -136,11 +127,17 @@ def run_training(
         sha256 = save_model(result.model, reference, Path(scratch))
         lineage = _lineage(spec, dataset, (train, validation, holdout), metrics, sha256, settings)
         version = registry.register(spec.name, Path(scratch), lineage)
-    alias = choose_alias(spec, metrics, "champion" in registry.aliases(spec.name))
-    if alias:
-        registry.set_alias(spec.name, alias, version.version)
+    gate = decide(spec.promotion, metrics, _champion_metrics(registry, spec.name))
+    if gate.alias:
+        registry.set_alias(spec.name, gate.alias, version.version)
     lap("evaluate and register")
-    return TrainOutcome(registry.get(spec.name, version.version), alias, timings)
+    return TrainOutcome(registry.get(spec.name, version.version), gate, timings)
+
+
+def _champion_metrics(registry: ModelRegistry, name: str) -> dict[str, Any] | None:
+    if "champion" not in registry.aliases(name):
+        return None
+    return registry.get(name, "champion").lineage.metrics
 
 
 def _holdout_metrics(

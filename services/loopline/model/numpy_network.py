@@ -1,11 +1,9 @@
 """A ``TabularNet``'s forward pass in numpy, for serving.
 
 The predictor calls the network once per micro-batch of a few rows, between a great deal of other
-Python (HTTP, features, the log). PyTorch's dispatcher has a large code footprint, and every call
-comes back to cold caches: measured on the reference machine with other work between calls, a
-frozen TorchScript forward took 127 µs per call and this one 60 µs (31 and 20 µs back to back),
-a tenth of a saturated worker's time at small batches. The network is a handful of table lookups
-and three matrix products, so numpy does the same arithmetic in float32; the results differ from
+Python (HTTP, features, the log), where PyTorch's dispatcher costs more than the arithmetic
+(docs/decisions.md, §3). The network is a handful of table lookups and three matrix products,
+so numpy does the same arithmetic in float32; the results differ from
 PyTorch's in the last bits (≈ 1e-7), and the predictor checks them against the module itself at
 start-up (``InferenceCore.self_check``).
 """

@@ -16,7 +16,7 @@ from torch import nn
 from loopline.model.artifact import TrainedModel
 from loopline.model.network import TabularNet, TabularNetConfig
 from loopline.model.preprocessing import Preprocessor
-from loopline.model.spec import ModelSpec
+from loopline.spec import ModelSpec
 
 
 @dataclass(frozen=True)

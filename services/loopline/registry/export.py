@@ -8,9 +8,7 @@ is in the directory because every response must name the model version that prod
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +18,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from loopline.errors import ArtifactIntegrityError
+from loopline.files import write_text_atomic
 from loopline.model.artifact import MANIFEST as MANIFEST_FILE
 from loopline.model.artifact import sha256_file
 from loopline.registry.lineage import Lineage
@@ -103,22 +102,6 @@ def _read_json(path: Path, model: type[JsonModel]) -> JsonModel:
         raise ArtifactIntegrityError(f"{path.parent} has no {path.name}") from None
     except ValidationError as e:
         raise ArtifactIntegrityError(f"{path} is invalid: {e}") from e
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and ``os.replace``, so readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
-    ) as tmp:
-        tmp.write(text)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    try:
-        os.replace(tmp.name, path)
-    except OSError:
-        os.unlink(tmp.name)
-        raise
 
 
 def copy_artifact(src: Path, dest: Path, *, skip: Collection[str]) -> None:

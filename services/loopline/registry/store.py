@@ -29,6 +29,7 @@ from bentoml._internal.tag import Tag, validate_tag_str
 from pydantic import TypeAdapter, ValidationError
 
 from loopline.errors import ArtifactIntegrityError, RegistryError
+from loopline.files import write_text_atomic
 from loopline.registry.export import (
     LINEAGE_FILE,
     RECORD_FILE,
@@ -36,7 +37,6 @@ from loopline.registry.export import (
     check_manifest,
     copy_artifact,
     read_lineage,
-    write_text_atomic,
     write_version_dir,
 )
 from loopline.registry.lineage import Lineage

@@ -9,8 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from loopline.errors import RegistryError
-from loopline.settings import Settings
+from loopline.settings import Settings, load_settings
 
 SHM = "/dev/shm"
 
@@ -34,17 +33,27 @@ def serve(
     for name, value in overrides.items():
         if value is not None:
             os.environ[f"LOOPLINE_{name.upper()}"] = str(value)  # the workers read settings too
-    settings = Settings()
+    settings = load_settings()
     ctx.find_root().obj = settings
+    preflight(settings)
     run_server(settings)
+
+
+def preflight(settings: Settings) -> None:
+    """What would make every worker fail, checked once here with one clear error: BentoML
+    restarts a worker that fails to start for ever. The model version must resolve (its
+    manifest checked) and the feature plan load (it is compiled and cached here on a miss, so
+    the workers start warm) with the online store it needs configured."""
+    from loopline.features.online_plan import load_plan, redis_url_of
+    from loopline.serving.served import resolve_model
+
+    served = resolve_model(settings)
+    redis_url_of(load_plan(settings, served.spec.feature_service), settings)
 
 
 def run_server(settings: Settings) -> None:
     """Start the arbiter and its workers; returns when they have stopped (SIGTERM, SIGINT)."""
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")  # no usage reports from a server
-    # BentoML restarts a worker that fails to start for ever: catch the commonest mistake here.
-    if settings.model_path is not None and not settings.model_path.is_dir():
-        raise RegistryError(f"LOOPLINE_MODEL_PATH {settings.model_path} is not a directory")
     from _bentoml_impl.server import serve_http
     from bentoml import Service
     from bentoml._internal.configuration.containers import BentoMLContainer

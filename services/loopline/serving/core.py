@@ -5,8 +5,8 @@ online-feature read for all its rows and returns at once: the event loop goes on
 requests, and the next batch's read may go out, while Redis answers. ``complete`` then runs the
 artifact's preprocessing and one network call (in numpy, see ``model.numpy_network``), and
 appends the batch to the prediction log before any of its requests is answered. Both run on the
-event loop thread: the network is small, so handing it to a thread would cost more (GIL
-hand-offs of up to 5 ms) than it saves.
+event loop thread: the network is small, so handing it to a thread would cost more than it
+saves (docs/decisions.md, §10).
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import orjson
 import torch
 
 from loopline.features.online import Lookup, OnlineFeatures, PendingLookup, Status
 from loopline.model.artifact import TrainedModel
 from loopline.model.numpy_network import NumpyTabularNet
+from loopline.predictions import PredictionLog, PredictionRecord
 from loopline.serving.metrics import ServingMetrics
-from loopline.serving.prediction_log import PredictionLog
 from loopline.serving.schema import TIMESTAMP, InputSchema, Row
 from loopline.serving.served import ServedModel
 
@@ -97,7 +96,7 @@ class InferenceCore:
         rows, lookup = fetched.rows, fetched.lookup
         probabilities = self._probabilities(rows, lookup)
         endpoints = [submission.endpoint for submission in batch for _ in submission.rows]
-        now = datetime.now(UTC).isoformat()
+        now = datetime.now(UTC)
         predictions = [
             Prediction(
                 request_id,
@@ -158,24 +157,23 @@ class InferenceCore:
             raise ValueError(f"the numpy forward differs from the network's by {difference:.2g}")
 
     def _record(
-        self, prediction: Prediction, row: Row, endpoint: str, now: str, lookup: Lookup, i: int
-    ) -> bytes:
-        """One prediction-log line (JSON and its newline)."""
-        record = {
-            "request_id": prediction.request_id,
-            "timestamp": now,
-            "model": self.served.name,
-            "model_version": self.served.version,
-            "endpoint": endpoint,
-            "event_timestamp": datetime.fromtimestamp(row.as_of, UTC).isoformat(),
-            self.schema.id_field: row.client_id,
-            "request": row.fields,
-            "features": {name: lookup.values[name][i] for name in self._feature_names},
-            "feature_status": prediction.status,
-            "probability": prediction.probability,
-            "decision": prediction.decision,
-        }
-        return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
+        self, prediction: Prediction, row: Row, endpoint: str, now: datetime, lookup: Lookup, i: int
+    ) -> PredictionRecord:
+        return PredictionRecord(
+            request_id=prediction.request_id,
+            timestamp=now,
+            model=self.served.name,
+            model_version=self.served.version,
+            endpoint=endpoint,
+            event_timestamp=datetime.fromtimestamp(row.as_of, UTC),
+            id_field=self.schema.id_field,
+            id_value=row.client_id,
+            request=row.fields,
+            features={name: lookup.values[name][i] for name in self._feature_names},
+            feature_status=prediction.status,
+            probability=prediction.probability,
+            decision=prediction.decision,
+        )
 
     def _observe(self, lookup: Lookup, probabilities: list[float]) -> None:
         for view in self.views:

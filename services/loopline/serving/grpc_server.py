@@ -3,9 +3,7 @@
 gRPC's threaded server accepts calls in its own threads; each ``ModelInfer`` decodes its tensors
 in a pool thread and hands the rows to the worker's event loop, where they join the same
 micro-batches as HTTP requests. ``grpc.aio`` on that loop was measured and rejected: it accepts
-one call per event-loop turn (through its poller thread), and a turn that runs a batch lasts
-about a millisecond, so calls were served one per batch and throughput stopped near 900 per
-second; handing over from threads reaches three times that (docs/serving-performance.md).
+one call per event-loop turn, so calls were served one per batch (docs/decisions.md, §6).
 
 With several workers each binds the port with ``SO_REUSEPORT``. Outputs are always sent as
 ``raw_output_contents``, which is what ``tritonclient.grpc`` reads; inputs may be typed or raw.
@@ -28,6 +26,7 @@ import grpc
 from loopline.errors import RequestError, Unavailable
 from loopline.serving import oip
 from loopline.serving.core import Prediction
+from loopline.serving.endpoints import Endpoints
 from loopline.serving.runtime import Runtime
 from loopline.serving.schema import Row
 
@@ -84,7 +83,9 @@ CONTENTS = {
 }
 
 
-def start_grpc_server(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> grpc.Server:
+def start_grpc_server(
+    runtime: Runtime, endpoints: Endpoints, loop: asyncio.AbstractEventLoop
+) -> grpc.Server:
     """Listen on ``grpc_port``; inference runs on ``loop`` (the worker's event loop)."""
     settings = runtime.settings
     server = grpc.server(
@@ -95,7 +96,7 @@ def start_grpc_server(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> grpc
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
         ],
     )
-    servicer = InferenceServicer(runtime, loop)
+    servicer = InferenceServicer(runtime, endpoints, loop)
     handlers = {
         method: grpc.unary_unary_rpc_method_handler(
             getattr(servicer, method),
@@ -115,11 +116,14 @@ def start_grpc_server(runtime: Runtime, loop: asyncio.AbstractEventLoop) -> grpc
 class InferenceServicer:
     """Runs in gRPC's threads: only ``_predict`` touches the runtime's state, on the loop."""
 
-    def __init__(self, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, runtime: Runtime, endpoints: Endpoints, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.runtime = runtime
+        self._endpoints = endpoints
         self._loop = loop
-        endpoints = ("grpc_infer", "grpc_metadata", "grpc_health")
-        runtime.metrics.expose_endpoints(runtime.served.version, endpoints)
+        names = ("grpc_infer", "grpc_metadata", "grpc_health")
+        runtime.metrics.expose_endpoints(runtime.served.version, names)
 
     def ServerLive(self, request: Any, context: Any) -> Any:
         return self._call("grpc_health", context, False, lambda: pb.ServerLiveResponse(live=True))
@@ -138,7 +142,7 @@ class InferenceServicer:
         return self._call("grpc_health", context, False, answer)
 
     def ServerMetadata(self, request: Any, context: Any) -> Any:
-        metadata = self.runtime.server_metadata
+        metadata = self._endpoints.server_metadata
         return self._call(
             "grpc_metadata", context, True, lambda: pb.ServerMetadataResponse(**metadata)
         )
@@ -146,7 +150,7 @@ class InferenceServicer:
     def ModelMetadata(self, request: Any, context: Any) -> Any:
         def answer() -> Any:
             self.runtime.check_model(request.name, request.version)
-            meta = self.runtime.model_metadata
+            meta = self._endpoints.model_metadata
             tensor = pb.ModelMetadataResponse.TensorMetadata
             return pb.ModelMetadataResponse(
                 name=meta["name"],
@@ -224,4 +228,4 @@ class InferenceServicer:
 
     def _authorize(self, context: Any) -> None:
         metadata = dict(context.invocation_metadata() or ())
-        self.runtime.authorize(str(metadata.get("authorization", "")).encode())
+        self._endpoints.token.check(str(metadata.get("authorization", "")).encode())

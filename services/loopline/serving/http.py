@@ -24,6 +24,7 @@ from loopline.errors import (
 )
 from loopline.serving import oip, oip_rest
 from loopline.serving.core import Prediction
+from loopline.serving.endpoints import Endpoints
 from loopline.serving.runtime import Runtime
 from loopline.serving.schema import parse_objects
 
@@ -62,8 +63,9 @@ def _json(payload: Any, status: int = 200) -> _Reply:
 class PredictorApp:
     """Routes requests; ``handles(path)`` says whether a path is this app's."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, endpoints: Endpoints) -> None:
         self.runtime = runtime
+        self._endpoints = endpoints
         self._limit = runtime.settings.max_body_bytes
         self._version = runtime.served.version
         self._fixed: dict[str, tuple[str, Callable[..., Awaitable[_Reply]]]] = {
@@ -75,8 +77,8 @@ class PredictorApp:
             "/v2/": ("v2_metadata", self._server_metadata),
             "/metrics": ("metrics", self._metrics),
         }
-        endpoints = {endpoint for endpoint, _ in self._fixed.values()} | {"v2_infer"}
-        runtime.metrics.expose_endpoints(self._version, sorted(endpoints))
+        names = {endpoint for endpoint, _ in self._fixed.values()} | {"v2_infer"}
+        runtime.metrics.expose_endpoints(self._version, sorted(names))
 
     def handles(self, path: str) -> bool:
         return path in self._fixed or path.startswith("/v2/")
@@ -87,7 +89,7 @@ class PredictorApp:
         endpoint, handler, arguments = self._route(path)
         try:
             if endpoint in ("predict", "predict_batch", "v2_infer", "v2_metadata"):
-                self.runtime.authorize(_header(scope, b"authorization"))
+                self._endpoints.token.check(_header(scope, b"authorization"))
             reply = await handler(scope, receive, *arguments)
         except RequestError as error:
             reply = _json({"error": str(error)}, error.status)
@@ -196,13 +198,13 @@ class PredictorApp:
         return await self._ready(scope, receive)
 
     async def _server_metadata(self, scope: Scope, receive: Receive) -> _Reply:
-        return _json(self.runtime.server_metadata)
+        return _json(self._endpoints.server_metadata)
 
     async def _model_metadata(
         self, scope: Scope, receive: Receive, name: str, version: str | None
     ) -> _Reply:
         self.runtime.check_model(name, version)
-        return _json(self.runtime.model_metadata)
+        return _json(self._endpoints.model_metadata)
 
     async def _metrics(self, scope: Scope, receive: Receive) -> _Reply:
         body, content_type = self.runtime.metrics.exposition()

@@ -150,6 +150,22 @@ class ServingMetrics:
         series[0].observe(seconds)
         series[1].inc()
 
+    def expose_log_sink(self, sink: str) -> None:
+        """Create the log's series for ``sink`` at zero (multiprocess mode exports only touched
+        series), so the failure alert sees the sink before its first failure."""
+        for series in (self.log_failures, self.log_records):
+            series.labels(sink)
+
+    # The prediction log's counters (``loopline.predictions.LogCounters``).
+    def log_failed(self, sink: str) -> None:
+        self.log_failures.labels(sink).inc()
+
+    def log_durable(self, sink: str, records: int) -> None:
+        self.log_records.labels(sink).inc(records)
+
+    def log_pending(self, records: int) -> None:
+        self.log_queue_depth.set(records)
+
     def exposition(self) -> tuple[bytes, str]:
         """The text format body and its content type, across all workers."""
         registry = self.registry

@@ -1,9 +1,10 @@
-"""One worker's predictor: the model, its features, the batcher, the log, and their lifecycle.
+"""One worker's data plane: the model, its features, the batcher, the log, and admission.
 
+It knows no transport: ``worker`` puts the HTTP app and the gRPC server in front of it.
 ``Runtime.load`` (in the BentoML service's ``__init__``) loads and verifies the artifact, the
-feature plan and the readers; ``start`` (the service's start-up hook, on the worker's event loop)
-opens the prediction log and the gRPC server and begins the warm-up; ``stop`` (shutdown hook,
-after the HTTP server has finished its in-flight requests) drains gRPC, the batcher and the log.
+feature plan and the readers; ``start`` (on the worker's event loop) opens the prediction log
+and begins the warm-up; ``stop`` (once the transports have finished their in-flight requests)
+drains the batcher and the log.
 
 ``ready`` is the one readiness flag: ``/v2/health/ready``, OIP ``ServerReady``/``ModelReady`` and
 admission all read it. It turns true only after a warm-up inference has read the online store and
@@ -16,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import hmac
 import logging
 import math
 import time
@@ -25,15 +25,14 @@ from typing import Any
 
 import psutil
 
-from loopline.errors import NotFound, Overloaded, Unauthorized, Unavailable
+from loopline.errors import NotFound, Overloaded, Unavailable
 from loopline.features.online import OnlineFeatures
 from loopline.features.online_plan import load_plan
 from loopline.model.artifact import load_model, read_reference_columns
-from loopline.serving import oip
+from loopline.predictions import LogUnavailable, PredictionLog, RedisShipper, Sink
 from loopline.serving.batching import MicroBatcher
 from loopline.serving.core import InferenceCore, Prediction, Submission
 from loopline.serving.metrics import ServingMetrics
-from loopline.serving.prediction_log import LogUnavailable, PredictionLog, Sink
 from loopline.serving.schema import TIMESTAMP, InputSchema, Row
 from loopline.serving.served import resolve_model
 from loopline.settings import Settings
@@ -66,12 +65,8 @@ class Runtime:
         self._limit = (
             -(-settings.max_concurrency // settings.workers) if settings.max_concurrency else 0
         )
-        self.server_metadata = oip.server_metadata()
-        self.model_metadata = oip.model_metadata(self.served, self.schema, self.views)
-        self._token = f"Bearer {settings.auth_token}".encode() if settings.auth_token else None
         self._warm_up_rows = warm_up
         self._warm_up: asyncio.Task[None] | None = None
-        self._grpc: Any = None
 
     @classmethod
     def load(cls, settings: Settings) -> Runtime:
@@ -90,7 +85,7 @@ class Runtime:
             fsync_ms=settings.prediction_log_fsync_ms,
             segment_bytes=settings.prediction_log_segment_bytes,
             max_pending=settings.prediction_log_max_pending,
-            metrics=metrics,
+            counters=metrics,
             sink=_sink(settings, metrics),
         )
         core = InferenceCore(served, model, features, schema, log, metrics)
@@ -100,20 +95,14 @@ class Runtime:
         return cls(settings, core, log, metrics, _warm_up_rows(reference, schema))
 
     async def start(self) -> None:
-        from loopline.serving.grpc_server import start_grpc_server
-
         self.log.open()
-        self._grpc = start_grpc_server(self, asyncio.get_running_loop())
         self._warm_up = asyncio.create_task(self._warm_up_until_ready())
 
     async def stop(self) -> None:
-        """Drain: gRPC stops taking calls and finishes its own (the loop keeps serving them
-        meanwhile), then the batcher is flushed and the log made durable."""
+        """Drain, once no transport takes requests: the batcher is flushed and the log made
+        durable."""
         if self._warm_up is not None:
             self._warm_up.cancel()
-        if self._grpc is not None:
-            stopped = self._grpc.stop(self.settings.shutdown_grace_s)
-            await asyncio.to_thread(stopped.wait)
         self.ready = False
         await self.batcher.drain()
         self.core.features.close()
@@ -126,11 +115,6 @@ class Runtime:
             raise NotFound(
                 f"model {wanted} not found; serving {self.served.name} {self.served.version}"
             )
-
-    def authorize(self, presented: bytes | None) -> None:
-        """Check an inference call's ``Authorization`` value when a token is configured."""
-        if self._token is not None and not hmac.compare_digest(presented or b"", self._token):
-            raise Unauthorized("missing or invalid bearer token")
 
     @contextlib.asynccontextmanager
     async def admitted(self) -> AsyncIterator[None]:
@@ -182,13 +166,10 @@ class Runtime:
 
 
 def _sink(settings: Settings, metrics: ServingMetrics) -> Sink | None:
-    if settings.prediction_log_sink == "file":
-        return None
-    from loopline.serving.log_shipper import RedisShipper
-
-    url = settings.prediction_log_redis_url or settings.redis_url
+    metrics.expose_log_sink(settings.prediction_log_sink)
+    url = settings.prediction_log_url
     if url is None:
-        raise ValueError("prediction_log_sink=redis needs LOOPLINE_PREDICTION_LOG_REDIS_URL")
+        return None
     return RedisShipper(url, settings.prediction_log_stream, metrics)
 
 

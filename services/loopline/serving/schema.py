@@ -21,7 +21,7 @@ from typing import Any
 
 from loopline.errors import BadRequest
 from loopline.features.online_plan import FieldType, OnlinePlan
-from loopline.model.spec import ModelSpec
+from loopline.spec import ModelSpec
 from loopline.times import iso_to_epoch
 
 TIMESTAMP = "event_timestamp"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from loopline.model.spec import ModelSpec
 from loopline.registry import ModelRegistry, load_version_dir
 from loopline.settings import Settings
+from loopline.spec import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,8 @@
 
 BentoML owns the process model (its arbiter, the workers, the shared socket, graceful
 shutdown), configuration and packaging (``bentofile.yaml``). The requests on the hot path do not
-go through its HTTP stack, which costs ~0.9 ms of CPU per request in middleware and, in 1.4.39,
-leaks a 60 s timer per request (``TimeoutMiddleware`` never cancels it), which makes every full
-garbage collection slower until the worker stalls for 50-150 ms (docs/serving-performance.md):
+go through its HTTP stack (its middleware cost and a timer leaked per request: the measurements
+are in docs/decisions.md, §1):
 
 - ``PredictorService`` (``service_class``) wraps the ASGI app BentoML builds in ``FastPath``,
   which hands the predictor's routes (``PredictorApp.handles``) to the plain ASGI app in
@@ -36,7 +35,7 @@ class FastPath:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             if self._predictor is None:  # the service instance exists once lifespan has run
-                self._predictor = bentoml.get_current_service().http
+                self._predictor = bentoml.get_current_service().worker.http
             if self._predictor.handles(scope["path"]):
                 await self._predictor(scope, receive, send)
                 return
@@ -63,20 +62,18 @@ class Predictor:
         # collections which free nothing (0.15-0.2 s of a 3 s start-up): collect none while
         # importing, then move what the imports built out of the collector's sight.
         gc.disable()
-        from loopline.serving.http import PredictorApp
-        from loopline.serving.runtime import Runtime
+        from loopline.serving.worker import Worker
 
         gc.freeze()
         gc.enable()
         # BentoML's server logging sends the root logger to its handler at WARNING.
         logging.getLogger("loopline").setLevel(logging.INFO)
-        self.runtime = Runtime.load(Settings())
-        self.http = PredictorApp(self.runtime)
+        self.worker = Worker.load(Settings())
 
     @bentoml.on_startup
     async def start(self) -> None:
-        await self.runtime.start()
+        await self.worker.start()
 
     @bentoml.on_shutdown
     async def stop(self) -> None:
-        await self.runtime.stop()
+        await self.worker.stop()

@@ -12,9 +12,9 @@ import pytest
 
 from loopline.data.prepare import read_manifest
 from loopline.features.store import apply, materialize
-from loopline.model.spec import load_spec
 from loopline.registry import ModelRegistry
 from loopline.settings import Settings
+from loopline.spec import load_spec
 from tests.conftest import TrainedSetup
 from tests.integration.serving.server import Server, start_server
 from tests.redis_server import running_redis

@@ -14,7 +14,8 @@ import httpx
 import pytest
 import redis
 
-from loopline.serving.prediction_log import SUFFIX, read_records
+from loopline.predictions import read_segments
+from loopline.predictions.writer import SUFFIX
 from tests.integration.serving.conftest import FRESH, REQUEST, ServingSetup
 from tests.integration.serving.server import Server, client_call, start_server, wait_until
 from tests.redis_server import free_port, running_redis
@@ -61,7 +62,7 @@ class Load:
 
 
 def logged(directory: Path) -> set[str]:
-    return {record["request_id"] for record in read_records(directory)}
+    return {record.request_id for record in read_segments(directory)}
 
 
 def metric(server: Server, name: str, labels: dict[str, str]) -> float:
@@ -91,9 +92,9 @@ def test_sigkill_loses_no_answered_request(serving: ServingSetup, tmp_path: Path
             after = http.post("/predict", json={**REQUEST, "event_timestamp": FRESH}).json()
     finally:
         restarted.stop()
-    records = list(read_records(server.log_dir))
-    assert answered | {after["request_id"]} <= {r["request_id"] for r in records}
-    assert len(records) == len({r["request_id"] for r in records})  # the file sink writes once
+    assert answered | {after["request_id"]} <= logged(server.log_dir)
+    lines = b"".join(path.read_bytes() for path in server.log_dir.glob(f"*{SUFFIX}")).splitlines()
+    assert len(lines) == len(logged(server.log_dir))  # the file sink writes each record once
 
 
 def test_sigkill_with_the_redis_sink_ships_the_rest_after_restart(

@@ -4,13 +4,14 @@ features are Feast's, TTLs are enforced, errors carry their status and message."
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 import pytest
 import tritonclient.http as httpclient
 
 from loopline.features.store import feature_store
-from loopline.serving.prediction_log import read_records
+from loopline.predictions import PredictionRecord, read_segments
 from tests.integration.serving.clients import arrays
 from tests.integration.serving.conftest import FRESH, LATER, REQUEST, ServingSetup
 from tests.integration.serving.server import Server, client_call
@@ -28,8 +29,8 @@ def oip_json(request: dict[str, Any]) -> dict[str, Any]:
     return {"id": "req-1", "inputs": inputs}
 
 
-def records(server: Server) -> dict[str, dict[str, Any]]:
-    return {r["request_id"]: r for r in read_records(server.log_dir)}
+def records(server: Server) -> dict[str, PredictionRecord]:
+    return {r.request_id: r for r in read_segments(server.log_dir)}
 
 
 def test_health_and_metadata(server: Server) -> None:
@@ -68,15 +69,15 @@ def test_native_predict_serves_feasts_features_and_logs_them(
     assert answer["decision"] == (answer["probability"] >= answer["threshold"])
     assert answer["feature_status"] == dict.fromkeys(VIEWS, "fresh")
     record = records(server)[answer["request_id"]]
-    assert record["flight_id"] == "f-1"
-    assert record["probability"] == answer["probability"]
-    assert record["request"] == {**REQUEST}
-    assert record["event_timestamp"].startswith("2013-08-31T23:50:00")
+    assert (record.id_field, record.id_value) == ("flight_id", "f-1")
+    assert record.probability == answer["probability"]
+    assert record.request == {**REQUEST}
+    assert record.event_timestamp == datetime.fromisoformat(FRESH)
     store = feature_store(serving.settings)
     online = store.get_online_features(
         features=store.get_feature_service("flight_delay_v1"), entity_rows=[REQUEST]
     ).to_dict()
-    for name, value in record["features"].items():
+    for name, value in record.features.items():
         assert value == pytest.approx(online[name][0]), name
 
 
@@ -98,9 +99,9 @@ def test_expired_and_missing_features_are_flagged_and_served_as_defaults(server:
         "carrier_departure_stats": "fresh",
     }
     logged = records(server)
-    assert logged[stale["request_id"]]["features"]["temp"] is None
-    assert logged[stale["request_id"]]["features"]["seats"] is not None
-    assert logged[missing["request_id"]]["features"]["seats"] is None
+    assert logged[stale["request_id"]].features["temp"] is None
+    assert logged[stale["request_id"]].features["seats"] is not None
+    assert logged[missing["request_id"]].features["seats"] is None
     assert all(0 < a["probability"] < 1 for a in (stale, missing))
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loopline.serving.prediction_log import SUFFIX, read_records
+from loopline.predictions import read_segments
+from loopline.predictions.writer import SUFFIX
 from tests.integration.serving.conftest import FRESH, REQUEST, ServingSetup
 from tests.integration.serving.server import Server, client_call, start_server, wait_until
 
@@ -64,4 +65,4 @@ def test_metrics_count_requests_from_both_workers(serving: ServingSetup, tmp_pat
         assert client_call("triton", server.grpc, "infer", inputs=inputs)["model_version"] == "v1"
     finally:
         server.stop()
-    assert set(answered) <= {r["request_id"] for r in read_records(server.log_dir)}
+    assert set(answered) <= {r.request_id for r in read_segments(server.log_dir)}

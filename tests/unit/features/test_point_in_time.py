@@ -14,8 +14,8 @@ import pytest
 
 from loopline.features.store import apply
 from loopline.features.training_set import entity_frame, training_set
-from loopline.model.spec import ModelSpec
 from loopline.settings import Settings
+from loopline.spec import ModelSpec
 
 DEFINITIONS = """
 from datetime import timedelta

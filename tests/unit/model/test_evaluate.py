@@ -1,4 +1,4 @@
-"""Holdout metrics and the promotion gate (small hand-made labels and scores)."""
+"""Holdout metrics (small hand-made labels and scores)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopline.jobs.training import choose_alias
 from loopline.model.evaluate import MIN_SLICE_ROWS, binary_metrics, evaluate
-from loopline.model.spec import load_spec
 
 LABELS = np.array([0, 0, 1, 1])
 SCORES = np.array([0.1, 0.6, 0.4, 0.9])
@@ -31,18 +29,3 @@ def test_small_slices_report_only_their_size() -> None:
     report = evaluate(labels, scores, 0.5, {"carrier": carriers})
     assert report["slices"]["carrier"]["OO"] == {"rows": 3}
     assert "roc_auc" in report["slices"]["carrier"]["UA"]
-
-
-@pytest.mark.parametrize(
-    ("model", "baseline", "has_champion", "expected"),
-    [
-        (0.75, 0.755, False, "champion"),
-        (0.75, 0.755, True, "challenger"),
-        (0.74, 0.76, False, None),  # more than 0.01 below the baseline
-        (0.69, 0.60, False, None),  # below the spec's minimum
-    ],
-)
-def test_the_gate(model: float, baseline: float, has_champion: bool, expected: str | None) -> None:
-    spec = load_spec("flight-delay")
-    metrics = {"model": {"roc_auc": model}, "baseline": {"roc_auc": baseline}}
-    assert choose_alias(spec, metrics, has_champion) == expected

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from loopline.errors import SpecError
-from loopline.model.spec import load_spec, shipped_specs
+from loopline.spec import load_spec, shipped_specs
 
 
 def test_every_shipped_spec_loads() -> None:

@@ -7,8 +7,8 @@ import pytest
 
 from loopline.features.online_plan import OnlinePlan, ViewPlan
 from loopline.model.preprocessing import Preprocessor
-from loopline.model.spec import load_spec
 from loopline.serving.schema import InputSchema
+from loopline.spec import load_spec
 
 
 @pytest.fixture(scope="session")

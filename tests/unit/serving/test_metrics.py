@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from loopline.predictions import LogCounters
 from loopline.serving.metrics import ServingMetrics
 from tests.metrics_contract import CONTRACT
 
@@ -17,9 +18,10 @@ def test_every_contracted_series_is_exported_with_its_labels() -> None:
     metrics.batch_size.observe(3)
     metrics.feature_status.labels("origin_weather", "fresh").inc()
     metrics.prediction_score.labels("v1").observe(0.3)
-    metrics.log_queue_depth.set(2)
-    metrics.log_failures.labels("redis").inc()
-    metrics.log_records.labels("file").inc()
+    counters: LogCounters = metrics  # the prediction log reports through these
+    counters.log_pending(2)
+    counters.log_failed("redis")
+    counters.log_durable("file", 1)
     metrics.model_info.labels("flight-delay", "v1", "ab" * 32).set(1)
     body, content_type = metrics.exposition()
     assert content_type.startswith("text/plain")
@@ -31,3 +33,9 @@ def test_every_contracted_series_is_exported_with_its_labels() -> None:
     sample_names = {s.name for f in families.values() for s in f.samples}
     assert {"loopline_requests_total", "loopline_prediction_log_records_total"} <= sample_names
     assert "loopline_request_duration_seconds_bucket" in sample_names
+    values = {
+        (s.name, tuple(s.labels.values())): s.value for f in families.values() for s in f.samples
+    }
+    assert values["loopline_prediction_log_queue_depth", ()] == 2
+    assert values["loopline_prediction_log_failures_total", ("redis",)] == 1
+    assert values["loopline_prediction_log_records_total", ("file",)] == 1

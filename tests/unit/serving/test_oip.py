@@ -10,11 +10,11 @@ import pytest
 from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
 from loopline.errors import BadRequest
-from loopline.model.spec import load_spec
 from loopline.serving import oip
 from loopline.serving.core import Prediction
 from loopline.serving.schema import InputSchema
 from loopline.serving.served import ServedModel
+from loopline.spec import load_spec
 
 COLUMNS = {
     "origin": ("BYTES", ["EWR", "JFK"]),

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from loopline.errors import BadRequest
-from loopline.model.spec import load_spec
 from loopline.serving.schema import InputSchema, parse_objects, parse_timestamp
+from loopline.spec import load_spec
 
 REQUEST = {**load_spec("flight-delay").example_request, "distance": 1400}  # an int is a number
 

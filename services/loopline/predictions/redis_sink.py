@@ -5,7 +5,7 @@ pipelined ``XADD``, in segment order, and writes the byte offset Redis has ackno
 ``<segment>.shipped`` after each chunk, so whoever ships the segment next resumes there. It also
 claims segments left by dead workers (nobody holds their ``flock``), which is how records written
 before a SIGKILL reach the stream after a restart. Delivery is at least once: a crash between
-an ``XADD`` and its checkpoint re-sends that chunk, so consumers dedup by ``request_id``.
+an ``XADD`` and its checkpoint re-sends that chunk, so the readers dedup by ``request_id``.
 While Redis fails, records wait in the segments (the bounded queue), failures are counted, and
 the shipper retries with backoff.
 """
@@ -17,9 +17,8 @@ import threading
 import time
 from pathlib import Path
 
-from loopline.registry.export import write_text_atomic
-from loopline.serving.metrics import ServingMetrics
-from loopline.serving.prediction_log import SUFFIX, PredictionLog, Segment
+from loopline.files import write_text_atomic
+from loopline.predictions.writer import SUFFIX, LogCounters, PredictionLog, Segment
 
 logger = logging.getLogger(__name__)
 CHUNK = 500
@@ -29,13 +28,13 @@ SCAN_EVERY_S = 5.0
 class RedisShipper:
     name = "redis"
 
-    def __init__(self, url: str, stream: str, metrics: ServingMetrics) -> None:
+    def __init__(self, url: str, stream: str, counters: LogCounters) -> None:
         import redis
 
         self._client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         self._errors = (redis.RedisError, OSError)
         self._stream = stream
-        self._metrics = metrics
+        self._counters = counters
         self._offsets: dict[Path, int] = {}
         self._wake = threading.Event()
         self._deadline: float | None = None
@@ -64,7 +63,7 @@ class RedisShipper:
                     next_scan = time.monotonic() + SCAN_EVERY_S
                 backoff = 0.0
             except self._errors as error:
-                self._metrics.log_failures.labels(self.name).inc()
+                self._counters.log_failed(self.name)
                 backoff = min(2.0, max(0.05, backoff * 2))
                 logger.warning("prediction stream append failed (retrying): %s", error)
             if self._deadline is not None and (
@@ -114,7 +113,7 @@ class RedisShipper:
                 if own:
                     log.made_durable(len(chunk))
                 else:
-                    self._metrics.log_records.labels(self.name).inc(len(chunk))
+                    self._counters.log_durable(self.name, len(chunk))
             if complete != data:
                 size = offset  # nothing more will ever complete that line
         if segment.retired and offset >= size:

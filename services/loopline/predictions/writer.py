@@ -12,24 +12,24 @@ Sinks: with ``file`` the segments are the log (kept; rotation past ``segment_byt
 Pending records (written, not yet durable at the sink) form the bounded queue: past
 ``max_pending`` the server refuses new requests with 503 rather than answer what it cannot log.
 A failed write fails the batch (503), and failed writes, fsyncs and stream appends are counted in
-``loopline_prediction_log_failures_total``. Each worker holds an exclusive ``flock`` on every
+the ``LogCounters`` the owner passes in (serving exports them as
+``loopline_prediction_log_*``). Each worker holds an exclusive ``flock`` on every
 segment it has not finished with, so a segment nobody holds was left by a dead worker.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from loopline.serving.metrics import ServingMetrics
+from loopline.predictions.record import PredictionRecord, encode
 
 logger = logging.getLogger(__name__)
 SUFFIX = ".jsonl"
@@ -51,17 +51,26 @@ class Segment:
     synced: int = 0
     """Records fsynced."""
     retired: bool = False
+    sequence: int = 0
 
     @classmethod
     def create(cls, directory: Path, sequence: int) -> Segment:
+        """A new segment named ``<utc>-<pid>-<sequence>``, or the next free sequence: a
+        process with the same pid (a restarted container) may have left one in the same second."""
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        path = directory / f"{stamp}-{os.getpid()}-{sequence:05d}{SUFFIX}"
         # Locked under a temporary name first: a scanner never sees an unlocked live segment.
-        temporary = path.with_suffix(".open")
+        temporary = directory / f"{stamp}-{os.getpid()}-{sequence:05d}.open"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
-        os.rename(temporary, path)
-        return cls(path=path, lock_fd=fd, fd=fd)
+        while True:
+            path = directory / f"{stamp}-{os.getpid()}-{sequence:05d}{SUFFIX}"
+            try:
+                os.link(temporary, path)  # unlike a rename, never replaces an existing segment
+                break
+            except FileExistsError:
+                sequence += 1
+        os.unlink(temporary)
+        return cls(path=path, lock_fd=fd, fd=fd, sequence=sequence)
 
     @classmethod
     def claim(cls, path: Path) -> Segment | None:
@@ -87,6 +96,19 @@ class Segment:
         os.close(self.lock_fd)
 
 
+class LogCounters(Protocol):
+    """What the log reports as it works; the serving metrics implement it."""
+
+    def log_failed(self, sink: str) -> None:
+        """A write, fsync or stream append failed."""
+
+    def log_durable(self, sink: str, records: int) -> None:
+        """``records`` more are durable at ``sink``."""
+
+    def log_pending(self, records: int) -> None:
+        """Records answered but not yet durable at the sink, now."""
+
+
 class Sink(Protocol):
     """Where records become durable beyond the local segment (the ``redis`` sink)."""
 
@@ -107,7 +129,7 @@ class PredictionLog:
         fsync_ms: float,
         segment_bytes: int,
         max_pending: int,
-        metrics: ServingMetrics,
+        counters: LogCounters,
         sink: Sink | None = None,
     ) -> None:
         self.directory = directory
@@ -115,11 +137,7 @@ class PredictionLog:
         self._fsync_s = fsync_ms / 1000
         self._segment_bytes = segment_bytes
         self._max_pending = max_pending
-        self._metrics = metrics
-        # Both series exist at 0 from the start (multiprocess mode exports only touched
-        # series), so the failure alert sees this sink before its first failure.
-        for series in (metrics.log_failures, metrics.log_records):
-            series.labels(self.sink_name)
+        self._counters = counters
         self._sink = sink
         self._sequence = 0
         self.segments: list[Segment] = []
@@ -145,10 +163,9 @@ class PredictionLog:
         if self._sink:
             self._sink.start(self)
 
-    def append(self, lines: Sequence[bytes]) -> None:
-        """Write ``lines`` (JSON, each ending in a newline) to the segment before their batch
-        is answered."""
-        data = b"".join(lines)
+    def append(self, records: Sequence[PredictionRecord]) -> None:
+        """Write ``records`` to the segment before their batch is answered."""
+        data = b"".join([encode(record) for record in records])
         segment = self.segments[-1]
         try:
             view = memoryview(data)
@@ -157,17 +174,17 @@ class PredictionLog:
             if self._fsync_s == 0:
                 os.fsync(segment.fd)
         except OSError as error:
-            self._metrics.log_failures.labels(self.sink_name).inc()
+            self._counters.log_failed(self.sink_name)
             self._rotate()  # never append after a torn write
             raise LogUnavailable(f"prediction log write failed: {error}") from error
         segment.size += len(data)
-        segment.records += len(lines)
-        self.written += len(lines)
+        segment.records += len(records)
+        self.written += len(records)
         if self._fsync_s == 0:
             self._synced(segment, segment.records)
         if segment.size >= self._segment_bytes:
             self._rotate()
-        self._metrics.log_queue_depth.set(self.pending)
+        self._counters.log_pending(self.pending)
 
     def close(self, timeout: float) -> None:
         """Drain: fsync everything, give the sink until ``timeout`` to take the rest."""
@@ -180,15 +197,15 @@ class PredictionLog:
             remaining, self.segments = self.segments, []
         for segment in remaining:
             segment.release(delete=False)
-        self._metrics.log_queue_depth.set(self.pending)
+        self._counters.log_pending(self.pending)
         if self.pending:
             logger.error("prediction log closed with %d records not at the sink", self.pending)
 
     def made_durable(self, records: int) -> None:
         """``records`` more are durable at the sink (fsynced, or acknowledged by Redis)."""
         self.durable += records
-        self._metrics.log_records.labels(self.sink_name).inc(records)
-        self._metrics.log_queue_depth.set(self.pending)
+        self._counters.log_durable(self.sink_name, records)
+        self._counters.log_pending(self.pending)
 
     def finished(self, segment: Segment, delete: bool) -> None:
         """Nothing more will be done with ``segment``: stop holding it."""
@@ -200,8 +217,9 @@ class PredictionLog:
         with self.lock:
             if self.segments:
                 self.segments[-1].retired = True
-            self._sequence += 1
-            self.segments.append(Segment.create(self.directory, self._sequence))
+            segment = Segment.create(self.directory, self._sequence + 1)
+            self._sequence = segment.sequence
+            self.segments.append(segment)
 
     def _sync_loop(self) -> None:
         interval = self._fsync_s or 0.2
@@ -219,7 +237,7 @@ class PredictionLog:
                     os.fsync(segment.fd)
                 except OSError as error:
                     logger.error("fsync of %s failed: %s", segment.path, error)
-                    self._metrics.log_failures.labels(self.sink_name).inc()
+                    self._counters.log_failed(self.sink_name)
                     continue
                 self._synced(segment, records)
             if segment.retired and self._sink is None and segment.synced == segment.records:
@@ -231,17 +249,3 @@ class PredictionLog:
             segment.synced = max(segment.synced, records)
         if new > 0 and self._sink is None:
             self.made_durable(new)
-
-
-def read_records(directory: Path) -> Iterator[dict[str, Any]]:
-    """Every readable record in ``directory``'s segments, oldest segment first.
-
-    A line that does not parse (a write torn by a full disk) is skipped and logged.
-    """
-    for path in sorted(directory.glob(f"*{SUFFIX}")):
-        with path.open("rb") as handle:
-            for number, line in enumerate(handle, 1):
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    logger.warning("%s:%d is not a JSON record; skipped", path, number)
