@@ -12,7 +12,7 @@ TOOLS := .tools
 TOOLS_STAMP := $(TOOLS)/.installed
 K8S_OUT := build/k8s
 
-.PHONY: help install check format test test-unit test-integration test-model demo data features train serve bench clean \
+.PHONY: help install check format test test-unit test-integration test-reliability test-model demo data features train serve bench clean \
 	tools kube-base kube-render kube-check
 
 help: ## List the targets
@@ -45,6 +45,9 @@ test-unit: install ## Unit tests only (seconds)
 
 test-integration: install ## Integration tests: real Feast apply/materialize, real redis-server
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test-reliability: install ## Bad input, overload, slow clients, SIGTERM and tampering (real servers)
+	$(BIN)/pytest tests/reliability $(PYTEST_ARGS)
 
 test-model: install ## Behavioural tests on a trained artifact
 	$(BIN)/pytest tests/model $(PYTEST_ARGS)
