@@ -79,3 +79,42 @@ def test_an_unknown_model_is_one_clear_line(trained: TrainedSetup) -> None:
     assert result.returncode == 1
     assert "no-such-model" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("environment", "named"),
+    [
+        ({"LOOPLINE_PREDICTION_LOG_SINK": "redis"}, "LOOPLINE_PREDICTION_LOG_REDIS_URL"),
+        ({"LOOPLINE_REDIS_URL": "http://cache:6379"}, "LOOPLINE_REDIS_URL"),
+        ({"LOOPLINE_WORKERS": "0"}, "LOOPLINE_WORKERS"),
+        ({"LOOPLINE_MODEL_REF": "v9"}, "v9"),
+        ({"REDIS_STORE": "1"}, "LOOPLINE_REDIS_URL"),
+    ],
+    ids=[
+        "log-sink-without-redis",
+        "not-a-redis-url",
+        "no-workers",
+        "no-such-version",
+        "redis-repo",
+    ],
+)
+def test_serve_refuses_settings_that_cannot_work_before_any_worker_starts(
+    trained: TrainedSetup, tmp_path: Path, environment: dict[str, str], named: str
+) -> None:
+    settings = trained.settings
+    if environment.pop("REDIS_STORE", None):  # a repo whose feature_store.yaml names Redis
+        repo = tmp_path / "feature_repo"
+        repo.mkdir()
+        redis_config = Path(__file__).parents[2] / "feature_repo" / "feature_store.redis.yaml"
+        (repo / "feature_store.yaml").write_text(redis_config.read_text())
+        settings = Settings(home=settings.home, feature_repo=repo)
+    env = {**os.environ, "LOOPLINE_HOME": str(settings.home), **environment}
+    env["LOOPLINE_FEATURE_REPO"] = str(settings.feature_repo)
+    if "LOOPLINE_REDIS_URL" not in environment:
+        env.pop("LOOPLINE_REDIS_URL", None)
+    result = subprocess.run(
+        [LOOPLINE, "serve", "--port", "1"], capture_output=True, text=True, env=env, timeout=30
+    )
+    assert result.returncode == 1
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr

@@ -79,20 +79,17 @@ def test_default_render_holds_the_stack(renders: dict[str, list[kube.Doc]]) -> N
         ("ConfigMap", "loopline-feast"),
         ("PersistentVolumeClaim", "loopline-data"),
         ("CronJob", "loopline-materialize"),
-        ("CronJob", "loopline-monitor-flight-delay"),
-        ("CronJob", "loopline-rollout-flight-delay"),
-        ("CronJob", "loopline-retrain-flight-delay"),
-        ("Role", "loopline-monitor"),
-        ("Role", "loopline-rollout"),
+        ("CronJob", "loopline-train-flight-delay"),
         ("NetworkPolicy", "loopline-default-deny"),
         ("Pod", "loopline-test-ready"),
     )
     kinds = {kind for kind, _ in names}
-    assert not kinds & {"ServiceMonitor", "PrometheusRule", "Secret", "ClusterRole"}
-    retrain = next(d for d in renders["default"] if kube.key(d)[1].startswith("loopline-retrain"))
-    assert retrain["spec"]["suspend"] is True
-    others = [d for d in renders["default"] if d["kind"] == "CronJob" and d is not retrain]
-    assert all(d["spec"]["suspend"] is False for d in others)
+    assert not kinds & {"ServiceMonitor", "PrometheusRule", "Secret", "Role", "ClusterRole"}
+    cronjobs = {d["metadata"]["name"]: d for d in renders["default"] if d["kind"] == "CronJob"}
+    assert set(cronjobs) == {"loopline-materialize", "loopline-train-flight-delay"}
+    # Training runs when asked (kubectl create job --from), materialization on its schedule.
+    assert cronjobs["loopline-train-flight-delay"]["spec"]["suspend"] is True
+    assert cronjobs["loopline-materialize"]["spec"]["suspend"] is False
 
 
 def test_optional_parts_follow_their_flags(renders: dict[str, list[kube.Doc]]) -> None:
@@ -102,10 +99,11 @@ def test_optional_parts_follow_their_flags(renders: dict[str, list[kube.Doc]]) -
         ("PrometheusRule", "loopline"),
         ("ConfigMap", "loopline-grafana-dashboard"),
         ("InferenceService", "flight-delay-challenger"),
-        ("CronJob", "loopline-monitor-flight-delay-challenger"),
+        ("CronJob", "loopline-train-flight-delay-challenger"),
     )
-    external = _objects(renders["knative-hpa-external-url"])
-    assert not {k for k in external if k[0] in ("NetworkPolicy", "StatefulSet", "Role", "Pod")}
+    external = _objects(renders["knative-hpa-external-url"], ("CronJob", "loopline-materialize"))
+    assert not {k for k in external if k[0] in ("NetworkPolicy", "StatefulSet", "Pod")}
+    assert not {k for k in external if k[1].startswith("loopline-train-")}, "jobs.train.enabled"
     assert ("PersistentVolumeClaim", "loopline-data") not in external
     kpa = _objects(renders["knative-kpa"])
     assert ("StatefulSet", "loopline-redis") not in kpa

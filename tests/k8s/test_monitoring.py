@@ -32,7 +32,8 @@ MONITOR_ROW = "Monitor job"
 PREDICTOR_METRICS = {name: kind for name, (kind, _) in CONTRACT.items()}
 
 MONITOR_METRICS = {"loopline_drift_share": "gauge"}
-"""Exported by the monitoring job, not by the predictor."""
+"""Exported by the model monitor of a later release (no job of the chart runs it yet), not by
+the predictor."""
 
 _SUFFIXES = {
     "counter": ("_total", "_created"),

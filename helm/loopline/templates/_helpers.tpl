@@ -139,6 +139,19 @@ seccompProfile:
 {{- end -}}
 {{- end -}}
 
+{{/*
+Where the train job exports a model: the folder, in the jobs' mount of the chart's PVC, that the
+InferenceService's storageUri (pvc://<claim>/<path>) names; empty when the storageUri is elsewhere
+(S3, another claim), which no existing verb can write. Call with (dict "root" $ "model" $model).
+*/}}
+{{- define "loopline.exportDir" -}}
+{{- $claim := printf "pvc://%s/" (include "loopline.dataClaim" .root) -}}
+{{- $uri := include "loopline.storageUri" . -}}
+{{- if hasPrefix $claim $uri -}}
+{{- printf "%s/%s" (trimSuffix "/" .root.Values.persistence.mountPath) (trimPrefix $claim $uri | trimSuffix "/") -}}
+{{- end -}}
+{{- end -}}
+
 {{/* LOOPLINE_REDIS_URL (and the password it needs), from the bundled or the external Redis. */}}
 {{- define "loopline.redisEnv" -}}
 {{- if .Values.redis.enabled }}
@@ -166,7 +179,10 @@ seccompProfile:
 {{- end }}
 {{- end -}}
 
-{{/* Credentials for s3:// model storage, for the jobs that export models. */}}
+{{/*
+Credentials for s3:// model storage, in the jobs' environment. No job writes the bucket yet:
+`loopline models export` writes a local directory, so with S3 the train job only trains.
+*/}}
 {{- define "loopline.s3Env" -}}
 {{- if eq .Values.modelStorage.type "s3" }}
 - name: AWS_ACCESS_KEY_ID
@@ -202,10 +218,6 @@ data/ (Feast registry and offline sources) linked to the PVC.
   value: /tmp/bentoml
 - name: BENTOML_DO_NOT_TRACK
   value: "true"
-- name: LOOPLINE_KUBERNETES_NAMESPACE
-  valueFrom:
-    fieldRef:
-      fieldPath: metadata.namespace
 {{ include "loopline.redisEnv" . | trim }}
 {{- end -}}
 
@@ -276,48 +288,11 @@ data/ (Feast registry and offline sources) linked to the PVC.
   mountPath: /tmp
 {{- end -}}
 
-{{/*
-API credentials for the monitor and rollout pods: a projected, short-lived token mounted where
-client libraries look, instead of the automatically mounted one (automount stays off everywhere).
-*/}}
-{{- define "loopline.apiTokenVolume" -}}
-- name: api-token
-  projected:
-    defaultMode: 0444
-    sources:
-      - serviceAccountToken:
-          path: token
-          expirationSeconds: {{ .Values.serviceAccounts.tokenExpirationSeconds }}
-      - configMap:
-          name: kube-root-ca.crt
-          items:
-            - key: ca.crt
-              path: ca.crt
-      - downwardAPI:
-          items:
-            - path: namespace
-              fieldRef:
-                fieldPath: metadata.namespace
-{{- end -}}
-
-{{- define "loopline.apiTokenMount" -}}
-- name: api-token
-  mountPath: /var/run/secrets/kubernetes.io/serviceaccount
-  readOnly: true
-{{- end -}}
-
 {{- define "loopline.serviceAccountName" -}}
 {{- printf "%s-%s" (include "loopline.fullname" .root) .role | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* Names of the models' InferenceServices, retraining CronJobs. */}}
-{{- define "loopline.retrainCronJobs" -}}
-{{- $root := . -}}
-{{- range .Values.models }}
-- {{ include "loopline.cronJobName" (dict "root" $root "suffix" (printf "retrain-%s" .name)) }}
-{{- end }}
-{{- end -}}
-
+{{/* Names of the models' InferenceServices. */}}
 {{- define "loopline.inferenceServices" -}}
 {{- range .Values.models }}
 - {{ .name }}

@@ -24,7 +24,7 @@ from loopline.features.online_plan import (
     OnDemandPlan,
     OnlinePlan,
     ViewPlan,
-    redis_url_of,
+    redis_url_for,
     serialize_entity_key,
 )
 from loopline.features.online_store import Reads, RedisReader, SqliteReader
@@ -76,7 +76,7 @@ class OnlineFeatures:
         self._down_until = 0.0
         timeout = settings.feature_timeout_ms / 1000
         self._reader: RedisReader | SqliteReader
-        redis_url = redis_url_of(plan, settings)
+        redis_url = redis_url_for(plan.store, settings)
         if redis_url is not None:
             self._reader = RedisReader(redis_url, plan.project, timeout, self._decode)
         else:

@@ -1,11 +1,11 @@
 """The online-feature plan: everything a lookup needs, resolved once with Feast and cached.
 
 Importing Feast takes seconds and its per-call overhead is larger than the rest of a prediction
-(docs/decisions.md, §2), so ``load_plan`` asks Feast once for the feature service's views, join keys, TTLs and storage
-names, the on-demand view's serialised transformation and the ``Value`` proto descriptor, and
-keeps them as an ``OnlinePlan``: plain JSON, cached under ``<home>/cache`` and keyed by the
-sha256 of the registry and ``feature_store.yaml``. ``loopline.features.online`` reads the store
-with it, without Feast.
+(docs/decisions.md, §2), so ``load_plan`` asks Feast once for the feature service's views, join
+keys, TTLs and storage names, the on-demand view's serialised transformation and the ``Value``
+proto descriptor, and keeps them as an ``OnlinePlan``: plain JSON, cached under
+``<home>/cache`` and keyed by the sha256 of the registry and ``feature_store.yaml``.
+``loopline.features.online`` reads the store with it, without Feast.
 """
 
 from __future__ import annotations
@@ -85,15 +85,29 @@ def load_plan(settings: Settings, feature_service: str) -> OnlinePlan:
     return plan
 
 
-def redis_url_of(plan: OnlinePlan, settings: Settings) -> str | None:
-    """The Redis a plan reads, None for SQLite; ``SettingsError`` when it needs one and none is
-    configured (a ``feature_store.yaml`` naming Redis, with ``LOOPLINE_REDIS_URL`` unset)."""
-    if plan.store != "redis":
+def configured_online_store(settings: Settings) -> str:
+    """The online store type serving will read, from ``feature_store.yaml`` without Feast:
+    ``redis`` whenever ``LOOPLINE_REDIS_URL`` is set (``features.store`` swaps it in)."""
+    if settings.redis_url is not None:
+        return "redis"
+    path = settings.feature_repo / "feature_store.yaml"
+    try:
+        online = yaml.safe_load(path.read_text()).get("online_store", "sqlite")
+    except (OSError, AttributeError, yaml.YAMLError) as error:
+        raise SettingsError(f"cannot read {path}: {error}") from None
+    return str(online.get("type", "sqlite") if isinstance(online, dict) else online)
+
+
+def redis_url_for(store: str, settings: Settings) -> str | None:
+    """The Redis an online store of type ``store`` is at, None for SQLite; ``SettingsError``
+    when it needs one and none is configured (``feature_store.yaml`` names Redis, and
+    ``LOOPLINE_REDIS_URL`` is unset)."""
+    if store != "redis":
         return None
     if settings.redis_url is None:
         raise SettingsError(
-            f"the feature service {plan.feature_service!r} reads a Redis online store "
-            "(feature_store.yaml) but LOOPLINE_REDIS_URL is not set"
+            "the feature repo's online store is Redis (feature_store.yaml) but "
+            "LOOPLINE_REDIS_URL is not set"
         )
     return settings.redis_url
 

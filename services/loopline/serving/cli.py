@@ -42,13 +42,13 @@ def serve(
 def preflight(settings: Settings) -> None:
     """What would make every worker fail, checked once here with one clear error: BentoML
     restarts a worker that fails to start for ever. The model version must resolve (its
-    manifest checked) and the feature plan load (it is compiled and cached here on a miss, so
-    the workers start warm) with the online store it needs configured."""
-    from loopline.features.online_plan import load_plan, redis_url_of
+    manifest checked) and the online store be configured. Nothing here imports Feast (seconds
+    of start-up): the workers compile the feature plan."""
+    from loopline.features.online_plan import configured_online_store, redis_url_for
     from loopline.serving.served import resolve_model
 
-    served = resolve_model(settings)
-    redis_url_of(load_plan(settings, served.spec.feature_service), settings)
+    resolve_model(settings)
+    redis_url_for(configured_online_store(settings), settings)
 
 
 def run_server(settings: Settings) -> None:
