@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from loopline.console import console, print_json, steps
-from loopline.errors import LooplineError
+# typer 0.29 runs its own copy of click; these are the exceptions its parser raises.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+from loopline.console import console, out, print_error, print_json, steps
+from loopline.errors import LooplineError, RegistryError
 from loopline.serving.cli import serve
 from loopline.settings import Settings, load_settings
 
@@ -36,8 +40,22 @@ def _settings(ctx: typer.Context) -> Settings:
     return settings
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        out.print(f"loopline {package_version('loopline')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main(ctx: typer.Context) -> None:
+def main(
+    ctx: typer.Context,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
     """Settings come from LOOPLINE_* environment variables, read once here."""
     ctx.obj = load_settings()
 
@@ -57,8 +75,8 @@ def data_prepare(
         print_json(manifest.__dict__)
     else:
         for name, rows in manifest.rows.items():
-            console.print(f"{name:>26}: {rows:>9,} rows")
-        console.print(
+            out.print(f"{name:>26}: {rows:>9,} rows")
+        out.print(
             f"history {manifest.start:%Y-%m-%d} → {manifest.live_from:%Y-%m-%d}, "
             f"live → {manifest.end:%Y-%m-%d}"
         )
@@ -73,7 +91,7 @@ def features_apply(ctx: typer.Context, as_json: JsonOption = False) -> None:
     if as_json:
         print_json({"report": report.splitlines()})
     else:
-        console.print(report.rstrip())
+        out.print(report.rstrip())
 
 
 @features_app.command("materialize")
@@ -98,7 +116,7 @@ def features_materialize(
     if as_json:
         print_json(report.__dict__)
     else:
-        console.print(
+        out.print(
             f"materialized {len(report.feature_views)} views "
             f"{report.start:%Y-%m-%d} → {report.end:%Y-%m-%d} into {report.online_store}"
         )
@@ -144,16 +162,16 @@ def train(
     for who in ("model", "baseline"):
         values = metrics[who]
         assert isinstance(values, dict)
-        console.print(
+        out.print(
             f"{who:>9}: ROC AUC {values['roc_auc']:.4f}  PR AUC {values['pr_auc']:.4f}  "
             f"log loss {values['log_loss']:.4f}  Brier {values['brier']:.4f}"
         )
-    console.print(
+    out.print(
         f"registered {spec.name} {outcome.version.version}"
         + (f" as {outcome.gate.alias}" if outcome.gate.alias else " (held back by the gate)")
     )
     for reason in outcome.gate.reasons:
-        console.print(f"  gate: {reason}")
+        out.print(f"  gate: {reason}")
 
 
 @models_app.command("list")
@@ -178,7 +196,7 @@ def models_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
             f"{row['metric']} {value:.4f}" if isinstance(value, float) else "-",
             str(row["artifact_sha256"])[:12],
         )
-    console.print(table)
+    out.print(table)
 
 
 @models_app.command("show")
@@ -204,7 +222,7 @@ def models_show(
     if as_json:
         print_json(payload)
     else:
-        console.print_json(data=payload, default=str)
+        out.print_json(data=payload, default=str)
 
 
 @models_app.command("export")
@@ -221,19 +239,39 @@ def models_export(
     """Write a version as a plain directory a serving container loads from a path."""
     from loopline.registry.store import ModelRegistry
 
-    path = ModelRegistry(_settings(ctx).registry_dir).export(
-        name, version, destination, overwrite=overwrite
-    )
+    try:
+        path = ModelRegistry(_settings(ctx).registry_dir).export(
+            name, version, destination, overwrite=overwrite
+        )
+    except FileExistsError:
+        raise RegistryError(f"{destination} is not empty: pass --overwrite to replace it") from None
     if as_json:
         print_json({"name": name, "version": version, "path": path})
     else:
-        console.print(f"exported {name} {version} to {path}")
+        out.print(f"exported {name} {version} to {path}")
 
 
 def run() -> None:
-    """Console entry point: Loopline's own errors print one line and exit 1, no traceback."""
+    """Console entry point. A user's mistake is one line on stderr and a non-zero exit, never a
+    traceback: a wrong command line (exit 2, naming the option as typed), Loopline's own errors
+    and what the operating system refused (exit 1). Anything else is a bug and shows its
+    traceback."""
     try:
-        app()
-    except LooplineError as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise SystemExit(1) from error
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as error:  # a group named alone: its help is the answer
+        error.show()
+        raise SystemExit(error.exit_code) from None
+    except UsageError as error:
+        where = f"{error.ctx.command_path}: " if error.ctx else ""
+        print_error(f"{where}{error.format_message()} (see --help)")
+        raise SystemExit(error.exit_code) from None
+    except ClickException as error:
+        print_error(error.format_message())
+        raise SystemExit(error.exit_code) from None
+    except typer.Abort:
+        print_error("aborted")
+        raise SystemExit(130) from None
+    except (LooplineError, OSError) as error:
+        print_error(str(error))
+        raise SystemExit(1) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

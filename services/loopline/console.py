@@ -1,8 +1,10 @@
-"""How CLI commands report: progress bars on long steps, tables for people, ``--json`` for tools."""
+"""How CLI commands report: results on stdout (tables and lines for people, ``--json`` for
+tools), progress and diagnostics on stderr, so ``loopline models list | wc -l`` counts models."""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -13,7 +15,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console(stderr=True)
-"""Progress and human messages go to stderr, so stdout carries only the result."""
+"""Progress bars and diagnostics (stderr)."""
+
+out = Console(soft_wrap=True)
+"""Results for people: tables, summaries (stdout)."""
 
 
 def _default(value: object) -> object:
@@ -22,6 +27,11 @@ def _default(value: object) -> object:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def print_error(message: str) -> None:
+    """One line on stderr, never wrapped: what went wrong and what to do about it."""
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
 
 
 def print_json(payload: Any) -> None:
@@ -37,7 +47,7 @@ def steps(title: str, total: int, quiet: bool = False) -> Iterator[Callable[[str
         TextColumn("{task.completed}/{task.total} {task.fields[step]}"),
         TimeElapsedColumn(),
         console=console,
-        disable=quiet,
+        disable=quiet or not console.is_terminal,  # a bar is for people, not for logs
         transient=False,
     ) as progress:
         task = progress.add_task(title, total=total, step="")

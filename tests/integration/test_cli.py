@@ -118,3 +118,52 @@ def test_serve_refuses_settings_that_cannot_work_before_any_worker_starts(
     assert result.returncode == 1
     assert named in result.stderr
     assert "Traceback" not in result.stderr
+
+
+ERRORS = [
+    (["data", "prepare", "--dataset", "nope"], "nope"),
+    (["data", "prepare", "--bogus"], "--bogus"),
+    (["features", "apply"], "feature_store.yaml"),
+    (["features", "materialize"], "loopline data prepare"),
+    (["features", "materialize", "--start", "garbage"], "--start"),
+    (["train", "--model", "nope"], "nope"),
+    (["train", "--model"], "--model"),
+    (["models", "list", "--bogus"], "--bogus"),
+    (["models", "show", "no-such-model"], "no-such-model"),
+    (["models", "show"], "name"),
+    (["models", "show", "flight-delay", "--version", "v9"], "v9"),
+    (["models", "export", "flight-delay", "{nonempty}"], "--overwrite"),
+    (["models", "export", "flight-delay", "{empty}", "--version", "latest-ish"], "latest-ish"),
+    (["serve", "--workers", "0"], "--workers"),
+    (["no-such-verb"], "no-such-verb"),
+]
+
+
+@pytest.mark.parametrize(("command", "named"), ERRORS, ids=[" ".join(c) for c, _ in ERRORS])
+def test_every_user_error_is_one_line_on_stderr_and_a_non_zero_exit(
+    trained: TrainedSetup, tmp_path: Path, command: list[str], named: str
+) -> None:
+    """An empty feature repo (nothing applied, nothing prepared) and the trained registry."""
+    (tmp_path / "nonempty").mkdir()
+    (tmp_path / "nonempty" / "keep.txt").write_text("a user's file")
+    argv = [a.format(nonempty=tmp_path / "nonempty", empty=tmp_path / "empty") for a in command]
+    settings = Settings(home=trained.settings.home, feature_repo=tmp_path / "no-repo")
+    result = loopline(settings, *argv)
+    assert result.returncode != 0
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert named in lines[0]
+    assert (tmp_path / "nonempty" / "keep.txt").read_text() == "a user's file"
+
+
+def test_results_go_to_stdout(trained: TrainedSetup) -> None:
+    listed = loopline(trained.settings, "models", "list")
+    assert listed.returncode == 0
+    assert "flight-delay" in listed.stdout
+    assert listed.stderr == ""
+    shown = loopline(trained.settings, "models", "show", trained.spec.name)
+    assert json.loads(shown.stdout)["version"] == "v1"
+    versioned = loopline(trained.settings, "--version")
+    assert versioned.stdout.startswith("loopline ")
