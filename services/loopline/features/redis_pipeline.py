@@ -2,9 +2,10 @@
 
 The predictor reads a batch's features with one pipeline of HMGETs. Reading it with a blocking
 client stalls the worker's event loop for the whole round trip, during which it can neither
-parse new requests nor run the previous batch's model (docs/decisions.md, §4). ``RedisPipeline.call`` writes the commands at once and returns a future, so the loop goes
-on; replies are parsed by hiredis as they arrive and handed out in order, so several batches may
-be in flight on the one connection. redis-py's asyncio client carries features (pools,
+parse new requests nor run the previous batch's model (docs/decisions.md, §4).
+``RedisPipeline.call`` writes the commands at once and returns a future, so the loop goes on;
+replies are parsed by hiredis as they arrive and handed out in order, so several batches may be
+in flight on the one connection. redis-py's asyncio client carries features (pools,
 retries, pub/sub) the hot path does not use.
 
 A failure (refused, reset, timeout, error reply) fails every call waiting on the connection with
