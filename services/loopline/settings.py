@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     """An exported version directory (KServe mounts one at ``/mnt/models``); overrides the
     registry when set."""
 
+    model_sha256: str | None = Field(default=None, pattern=r"^([0-9a-fA-F]{64})?$")
+    """The artifact sha256 the registry recorded at registration (``loopline models list
+    --json``; the chart's ``models[].artifactSha256``). When set, the server refuses to start
+    unless the artifact it would serve hashes to it, recomputed from the files. Unset or empty:
+    the artifact is checked against the registry's own record only."""
+
     host: str = "0.0.0.0"
     """Interface the HTTP and gRPC servers listen on."""
 

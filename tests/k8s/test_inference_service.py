@@ -56,6 +56,11 @@ def test_inference_service_contract(renders: dict[str, list[kube.Doc]]) -> None:
     assert _env(first["spec"]["predictor"]["model"])["LOOPLINE_REDIS_URL"] == (
         "redis://:$(REDIS_PASSWORD)@loopline-redis:6379/0"
     )
+    assert "LOOPLINE_MODEL_SHA256" not in env  # no pin by default
+    assert "LOOPLINE_MODEL_SHA256" not in _env(first["spec"]["predictor"]["model"])
+    assert _env(second["spec"]["predictor"]["model"])["LOOPLINE_MODEL_SHA256"] == (
+        "2f4c0d3b6a9e8f7a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f607182"
+    )
 
 
 def test_knative_modes(renders: dict[str, list[kube.Doc]]) -> None:

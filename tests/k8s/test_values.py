@@ -85,6 +85,7 @@ def test_values_schema_matches_values() -> None:
         (["predictor.autoscaling.class=kpa"], "needs kserve.deploymentMode=Knative"),
         (["modelStorage.type=s3"], "needs modelStorage.s3.bucket"),
         (["redis.enabled=false"], "externalRedis.url or externalRedis.existingSecret"),
+        (["models[0].artifactSha256=not-a-sha256"], "artifactSha256"),
     ],
 )
 def test_invalid_values_are_refused(sets: list[str], message: str) -> None:

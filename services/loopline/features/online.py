@@ -3,9 +3,9 @@
 ``OnlineFeatures`` reads the online store (SQLite or single-node Redis) directly, in Feast's own
 storage layout, with one query (SQLite) or one round trip (Redis) for all the views of a batch,
 each entity key read once; enforces each view's TTL against the request's time, because Feast
-returns expired values as present; and runs the on-demand view's own transformation,
-deserialised the way Feast does it. The integration tests compare its values with
-``get_online_features``.
+returns expired values as present; and runs the on-demand view's own transformation, taken from
+the Feast registry file (never from the plan cache) and deserialised the way Feast does it. The
+integration tests compare its values with ``get_online_features``.
 
 A lookup has two halves so that the predictor can overlap a batch's round trip with other work:
 ``begin`` serialises the keys and sends the read, ``finish`` awaits it and assembles the columns.
@@ -70,7 +70,9 @@ class OnlineFeatures:
         self._value = message_factory.GetMessageClass(
             pool.FindMessageTypeByName("feast.types.Value")
         )
-        self._udfs = [(odfv, dill.loads(base64.b64decode(odfv.udf))) for odfv in plan.on_demand]
+        # The registry's bytes (see online_plan: the plan cache holds no code), unpickled as
+        # Feast unpickles them.
+        self._udfs = [(odfv, dill.loads(plan.transformation(odfv.name))) for odfv in plan.on_demand]
         self._keys: list[dict[tuple[Any, ...], bytes]] = [{} for _ in plan.views]
         self._decoded: dict[bytes, Any] = {}
         self._down_until = 0.0

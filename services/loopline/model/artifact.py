@@ -11,14 +11,19 @@ Layout of an artifact directory::
     reference_sample.parquet  training rows kept as the drift reference
     manifest.json             sha256 of each file above
 
-The artifact's identity is the sha256 of ``manifest.json``: the registry records it, and
-``load_model`` refuses a directory whose manifest or files do not match.
+The artifact's identity is the sha256 of ``manifest.json``, which lists the sha256 of every file:
+a hash over the whole content. The registry records it at registration; ``load_model`` refuses a
+directory whose manifest or files do not match, and parses the very bytes it hashed. A manifest
+can be recomputed by whoever rewrites a file, so self-consistency alone proves nothing:
+``verify_pinned`` checks the recomputed identity against values recorded elsewhere (the
+registry's record, ``LOOPLINE_MODEL_SHA256``) before anything in the directory is parsed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,38 +108,87 @@ def read_reference_columns(directory: Path, rows: int) -> dict[str, list[Any]]:
     return columns
 
 
-def verify_artifact(directory: Path, expected_sha256: str | None) -> None:
+def verify_artifact(directory: Path, expected_sha256: str | None) -> str:
     """Raise ``ArtifactIntegrityError`` unless every file matches the manifest (and the
-    manifest matches ``expected_sha256`` when one is given)."""
+    manifest matches ``expected_sha256`` when one is given); return the artifact's sha256."""
+    return _verified(directory, expected_sha256, read=())[0]
+
+
+def verify_pinned(directory: Path, pins: Mapping[str, str]) -> str:
+    """The artifact's sha256, recomputed from its files, after checking it against each pin
+    (where it is recorded -> the sha256 recorded there). ``ArtifactIntegrityError`` at the
+    first pin it differs from, before any file but the manifest is parsed."""
+    actual = verify_artifact(directory, None)
+    for source, expected in pins.items():
+        if actual != expected.lower():
+            raise ArtifactIntegrityError(
+                f"the artifact in {directory} is not the pinned one: its content hashes to "
+                f"sha256 {actual} ({MANIFEST} and every file it lists), {source} pins "
+                f"{expected.lower()}; refusing to serve it. Serve the version the pin names "
+                "or pin the one you mean to serve (`loopline models list --json`)"
+            )
+    return actual
+
+
+def _verified(
+    directory: Path, expected_sha256: str | None, read: Collection[str]
+) -> tuple[str, dict[str, bytes]]:
+    """The manifest's sha256 and the contents of the files in ``read``, each checked against
+    the sha256 the manifest lists (so what is parsed is what was hashed)."""
     manifest_path = directory / MANIFEST
-    if not manifest_path.is_file():
-        raise ArtifactIntegrityError(f"{directory} has no {MANIFEST}: not a Loopline artifact")
-    actual = sha256_file(manifest_path)
-    if expected_sha256 is not None and actual != expected_sha256:
+    try:
+        manifest_bytes = manifest_path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise ArtifactIntegrityError(
+            f"{directory} has no {MANIFEST}: not a Loopline artifact"
+        ) from None
+    actual = hashlib.sha256(manifest_bytes).hexdigest()
+    if expected_sha256 is not None and actual != expected_sha256.lower():
         raise ArtifactIntegrityError(
             f"{manifest_path} has sha256 {actual}, the registry recorded {expected_sha256}"
         )
-    manifest = json.loads(manifest_path.read_text())
-    if manifest.get("format") != FORMAT:
-        raise ArtifactIntegrityError(f"{manifest_path}: unknown format {manifest.get('format')!r}")
-    for name, recorded in manifest["files"].items():
+    try:
+        manifest = json.loads(manifest_bytes)
+    except ValueError as error:
+        raise ArtifactIntegrityError(f"{manifest_path} is not JSON: {error}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise ArtifactIntegrityError(f"{manifest_path}: unknown format {found!r}")
+    files = manifest.get("files")
+    if (
+        not isinstance(files, dict)
+        or set(files) != set(FILES)
+        or not all(isinstance(v, str) for v in files.values())
+    ):
+        raise ArtifactIntegrityError(
+            f"{manifest_path} must list the sha256 of exactly these files: {', '.join(FILES)}"
+        )
+    contents: dict[str, bytes] = {}
+    for name in FILES:
         path = directory / name
         if not path.is_file():
             raise ArtifactIntegrityError(f"{path} is missing")
-        if sha256_file(path) != recorded:
+        if name in read:
+            contents[name] = path.read_bytes()
+            digest = hashlib.sha256(contents[name]).hexdigest()
+        else:
+            digest = sha256_file(path)
+        if digest != files[name]:
             raise ArtifactIntegrityError(f"{path} does not match its sha256 in {MANIFEST}")
+    return actual, contents
 
 
 def load_model(directory: Path, expected_sha256: str | None) -> TrainedModel:
-    """Verify, then load. Weights come from safetensors, so no code is ever unpickled."""
-    verify_artifact(directory, expected_sha256)
-    from safetensors.torch import load_file
+    """Verify, then load from the bytes that were verified. Weights come from safetensors, so
+    no code is ever unpickled."""
+    _, data = _verified(directory, expected_sha256, read=(NETWORK, PREPROCESSING, WEIGHTS))
+    from safetensors.torch import load as load_tensors
 
     from loopline.model.network import TabularNet, TabularNetConfig
 
-    config = TabularNetConfig.from_dict(json.loads((directory / NETWORK).read_text()))
-    preprocessor = Preprocessor.from_dict(json.loads((directory / PREPROCESSING).read_text()))
+    config = TabularNetConfig.from_dict(json.loads(data[NETWORK]))
+    preprocessor = Preprocessor.from_dict(json.loads(data[PREPROCESSING]))
     network = TabularNet(config)
-    network.load_state_dict(load_file(str(directory / WEIGHTS)))
+    network.load_state_dict(load_tensors(data[WEIGHTS]))
     network.eval()
     return TrainedModel(network=network, preprocessor=preprocessor)

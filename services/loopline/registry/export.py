@@ -1,9 +1,10 @@
 """The plain-directory form of a model version, readable without the BentoML store.
 
 An exported version directory holds the artifact's files, ``lineage.json`` and ``registry.json``
-(name, version, creation time). ``ModelRegistry.export`` writes one for a serving container
-(KServe mounts it at ``/mnt/models``) and ``load_version_dir`` reads it back. The version's name
-is in the directory because every response must name the model version that produced it.
+(name, version, creation time, and the artifact sha256 the registry recorded at registration).
+``ModelRegistry.export`` writes one for a serving container (KServe mounts it at ``/mnt/models``)
+and ``load_version_dir`` reads it back. The version's name is in the directory because every
+response must name the model version that produced it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class _Record(BaseModel):
     name: str
     version: str
     created_at: datetime
+    artifact_sha256: str | None = None
+    """What the registry recorded at registration (None in exports made before it was kept)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,10 @@ class ModelVersion:
     lineage: Lineage
     created_at: datetime
     aliases: tuple[str, ...] = ()
+    registered_sha256: str | None = None
+    """The artifact sha256 the registry recorded at registration, kept apart from
+    ``lineage.json``: the BentoML store's ``model.yaml`` label (an export copies it into
+    ``registry.json``). ``serving.served`` checks the artifact against it."""
 
     def to_summary(self) -> dict[str, object]:
         """A JSON-able row for ``loopline models list --json``.
@@ -134,7 +141,12 @@ def write_version_dir(
                 child.unlink()
     dest.mkdir(parents=True, exist_ok=True)
     copy_artifact(src, dest, skip={*skip, LINEAGE_FILE, RECORD_FILE})
-    record = _Record(name=version.name, version=version.version, created_at=version.created_at)
+    record = _Record(
+        name=version.name,
+        version=version.version,
+        created_at=version.created_at,
+        artifact_sha256=version.registered_sha256 or version.lineage.artifact_sha256,
+    )
     write_text_atomic(dest / RECORD_FILE, record.model_dump_json(indent=2))
     write_text_atomic(dest / LINEAGE_FILE, version.lineage.model_dump_json(indent=2))
     return dest
@@ -153,4 +165,5 @@ def load_version_dir(path: Path) -> ModelVersion:
         path=path,
         lineage=lineage,
         created_at=record.created_at,
+        registered_sha256=record.artifact_sha256,
     )

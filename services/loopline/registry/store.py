@@ -7,9 +7,13 @@ Layout under ``root`` (a valid ``BENTOML_HOME``: ``bentoml models list`` shows t
 
 A version's files are written through ``ModelStore.register`` with ``lineage.json`` last, so a
 version directory without it is a registration in progress (or one that crashed): readers skip
-it, and its number is not reused. Models are not saved with ``bentoml.models.create``, which
-posts a usage event to BentoML's telemetry endpoint on each save unless ``BENTOML_DO_NOT_TRACK``
-is set, and copies the files twice (through a temporary directory) in no particular order.
+it, and its number is not reused. The artifact's sha256 is recorded twice: in ``lineage.json`` and
+as a label in ``model.yaml``, the store's own record, which ``ModelVersion.registered_sha256``
+returns so that a server can check the artifact against it (``serving.served``).
+
+Models are not saved with ``bentoml.models.create``, which posts a usage event to BentoML's
+telemetry endpoint on each save unless ``BENTOML_DO_NOT_TRACK`` is set, and copies the files twice
+(through a temporary directory) in no particular order.
 """
 
 from __future__ import annotations
@@ -200,6 +204,7 @@ class ModelRegistry:
         # when the exact directory is missing, and _numbers has just seen it.
         model = self._store.get(Tag(name, version))
         path = Path(model.path)
+        recorded = model.info.labels.get("artifact_sha256")
         return ModelVersion(
             name=name,
             version=version,
@@ -207,6 +212,7 @@ class ModelRegistry:
             lineage=read_lineage(path),
             created_at=model.creation_time,
             aliases=tuple(a for a in ALIASES if aliases.get(a) == version),
+            registered_sha256=recorded if isinstance(recorded, str) else None,
         )
 
     def _alias_file(self, name: str) -> Path:

@@ -1,13 +1,27 @@
-"""Which model version a server serves; importable without PyTorch (the arbiter needs it)."""
+"""Which model version a server serves; importable without PyTorch (the arbiter needs it).
+
+``resolve_model`` also decides whether the artifact may be served at all: its sha256 is
+recomputed from its files and checked against every value recorded for it outside the directory's
+own manifest, before anything in it is parsed (docs/serving.md, "Integrity"):
+
+- ``LOOPLINE_MODEL_SHA256``, the pin a deployment names (the chart's ``models[].artifactSha256``);
+- the registry's own record of the version: the BentoML store's ``model.yaml`` label, or, for an
+  exported directory, the copy of it in ``registry.json``;
+- ``lineage.json`` (checked by the registry's readers).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from loopline.model.artifact import verify_pinned
 from loopline.registry import ModelRegistry, load_version_dir
+from loopline.registry.export import RECORD_FILE
 from loopline.settings import Settings
 from loopline.spec import ModelSpec
+
+PIN_SETTING = "LOOPLINE_MODEL_SHA256"
 
 
 @dataclass(frozen=True)
@@ -15,6 +29,7 @@ class ServedModel:
     name: str
     version: str
     sha256: str
+    """The artifact's sha256, recomputed from its files and equal to every recorded value."""
     spec: ModelSpec
     """The spec the version was trained with, from its lineage."""
     path: Path
@@ -22,15 +37,25 @@ class ServedModel:
 
 def resolve_model(settings: Settings) -> ServedModel:
     """The version to serve: ``model_path`` (an exported directory, e.g. KServe's
-    ``/mnt/models``) when set, else ``model_ref`` of ``model_name`` in the registry."""
+    ``/mnt/models``) when set, else ``model_ref`` of ``model_name`` in the registry.
+    ``ArtifactIntegrityError`` when its content is not what the pin and the registry recorded."""
+    pins = {PIN_SETTING: settings.model_sha256} if settings.model_sha256 else {}
     if settings.model_path is not None:
+        if pins:  # the pin first: nothing else in the directory is read if it is not the one
+            verify_pinned(settings.model_path, pins)
         version = load_version_dir(settings.model_path)
+        where = f"{settings.model_path / RECORD_FILE} (the registry's record, exported)"
     else:
-        version = ModelRegistry(settings.registry_dir).get(settings.model_name, settings.model_ref)
+        registry = ModelRegistry(settings.registry_dir)
+        version = registry.get(settings.model_name, settings.model_ref)
+        where = f"the registry's record of {version.name}:{version.version} (model.yaml)"
+    if version.registered_sha256 is not None:
+        pins[where] = version.registered_sha256
+    sha256 = verify_pinned(version.path, pins)
     return ServedModel(
         name=version.name,
         version=version.version,
-        sha256=version.lineage.artifact_sha256,
+        sha256=sha256,
         spec=ModelSpec.model_validate(version.lineage.spec),
         path=version.path,
     )
