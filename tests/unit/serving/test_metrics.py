@@ -18,10 +18,9 @@ def test_every_contracted_series_is_exported_with_its_labels() -> None:
     metrics.batch_size.observe(3)
     metrics.feature_status.labels("origin_weather", "fresh").inc()
     metrics.prediction_score.labels("v1").observe(0.3)
-    counters: LogCounters = metrics  # the prediction log reports through these
-    counters.log_pending(2)
-    counters.log_failed("redis")
-    counters.log_durable("file", 1)
+    metrics.log_pending(2)
+    metrics.log_failed("redis")
+    metrics.log_durable("file", 1)
     metrics.model_info.labels("flight-delay", "v1", "ab" * 32).set(1)
     body, content_type = metrics.exposition()
     assert content_type.startswith("text/plain")
@@ -33,9 +32,31 @@ def test_every_contracted_series_is_exported_with_its_labels() -> None:
     sample_names = {s.name for f in families.values() for s in f.samples}
     assert {"loopline_requests_total", "loopline_prediction_log_records_total"} <= sample_names
     assert "loopline_request_duration_seconds_bucket" in sample_names
-    values = {
-        (s.name, tuple(s.labels.values())): s.value for f in families.values() for s in f.samples
-    }
-    assert values["loopline_prediction_log_queue_depth", ()] == 2
-    assert values["loopline_prediction_log_failures_total", ("redis",)] == 1
-    assert values["loopline_prediction_log_records_total", ("file",)] == 1
+
+
+def test_the_metrics_are_the_prediction_logs_counters() -> None:
+    """Counted from what is there already: in multiprocess mode (which importing Feast can set
+    for the whole test process) a process's values persist across ``create()``."""
+    metrics = ServingMetrics.create()
+    counters: LogCounters = metrics  # the prediction log reports through these
+
+    def values() -> dict[tuple[str, tuple[str, ...]], float]:
+        body, _ = metrics.exposition()
+        return {
+            (s.name, tuple(s.labels.values())): s.value
+            for f in text_string_to_metric_families(body.decode())
+            for s in f.samples
+        }
+
+    metrics.expose_log_sink("redis")
+    metrics.expose_log_sink("file")
+    before = values()
+    counters.log_pending(7)
+    counters.log_failed("redis")
+    counters.log_durable("file", 3)
+    after = values()
+    failures = "loopline_prediction_log_failures_total"
+    records = "loopline_prediction_log_records_total"
+    assert after[failures, ("redis",)] - before[failures, ("redis",)] == 1
+    assert after[records, ("file",)] - before[records, ("file",)] == 3
+    assert after["loopline_prediction_log_queue_depth", ()] >= 7
