@@ -10,22 +10,29 @@ LooplineError
     ├── BadRequest             400   malformed input; the message names the field
     ├── Unauthorized           401   missing or wrong bearer token
     ├── NotFound               404   unknown model, version or route
+    ├── MethodNotAllowed       405   a method the route does not answer (with ``Allow``)
     ├── PayloadTooLarge        413   body over ``max_body_bytes``, refused before parsing
+    ├── UnsupportedMediaType   415   a body that is not JSON on a JSON route
     ├── Overloaded             429   more requests in flight than ``max_concurrency``
     └── Unavailable            503   not ready (warming up, draining), or the prediction log
                                      cannot take the records (queue full, write failed)
 
 The predictor's REST paths answer ``{"error": message}`` with the status; gRPC aborts with the
-code.
+code. A message names the field at fault and never carries a whole bad value: ``brief`` shortens
+what it echoes, and ``bounded`` caps the message itself (an error body stays under 1 KiB, and a
+gRPC status within the metadata limit).
 """
 
 from __future__ import annotations
+
+import orjson
 
 __all__ = [
     "ArtifactIntegrityError",
     "BadRequest",
     "DataNotPreparedError",
     "LooplineError",
+    "MethodNotAllowed",
     "NotFound",
     "Overloaded",
     "PayloadTooLarge",
@@ -35,7 +42,14 @@ __all__ = [
     "SpecError",
     "Unauthorized",
     "Unavailable",
+    "UnsupportedMediaType",
 ]
+
+ECHO_CHARS = 40
+"""Characters of a bad value an error message repeats."""
+MAX_MESSAGE_BYTES = 900
+"""Most bytes an error message takes as a JSON string (its ``{"error"}`` body stays under 1 KiB,
+and a gRPC status's details well within the metadata limit)."""
 
 
 class LooplineError(Exception):
@@ -85,8 +99,20 @@ class NotFound(RequestError, status=404, grpc_code="NOT_FOUND"):
     """Unknown model, version or route."""
 
 
+class MethodNotAllowed(RequestError, status=405, grpc_code="UNIMPLEMENTED"):
+    """A method the route does not answer; ``allow`` lists those it does (the ``Allow`` header)."""
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+
 class PayloadTooLarge(RequestError, status=413, grpc_code="RESOURCE_EXHAUSTED"):
     """A body over ``max_body_bytes``, refused before it is parsed."""
+
+
+class UnsupportedMediaType(RequestError, status=415, grpc_code="INVALID_ARGUMENT"):
+    """A request body whose ``Content-Type`` is not JSON on a JSON route."""
 
 
 class Overloaded(RequestError, status=429, grpc_code="RESOURCE_EXHAUSTED"):
@@ -95,3 +121,43 @@ class Overloaded(RequestError, status=429, grpc_code="RESOURCE_EXHAUSTED"):
 
 class Unavailable(RequestError, status=503, grpc_code="UNAVAILABLE"):
     """Not ready (warming up, draining), or the prediction log cannot take the records."""
+
+
+def brief(value: object) -> str:
+    """A short rendering of a bad value for an error message: strings and numbers cut to
+    ``ECHO_CHARS``, containers by their kind only (a repr of a deeply nested one would recurse,
+    and of a long one would fill the answer)."""
+    if isinstance(value, str | bytes):
+        cut = value[:ECHO_CHARS]
+        return repr(cut) + ("…" if len(value) > ECHO_CHARS else "")
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        if value.bit_length() > 128:  # 39 digits; a long one would be cut, and str() can refuse
+            return f"an integer of {value.bit_length()} bits"
+        return repr(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def clip(text: str) -> str:
+    """``text`` cut to ``ECHO_CHARS`` characters, unquoted (a name the caller sent)."""
+    return text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "…"
+
+
+def bounded(message: str) -> str:
+    """``message``, cut so that it takes at most ``MAX_MESSAGE_BYTES`` as JSON: what is sent back
+    never grows with the input."""
+    if len(message) * 6 <= MAX_MESSAGE_BYTES:  # no character takes more than 6 bytes escaped
+        return message
+    if len(orjson.dumps(message)) <= MAX_MESSAGE_BYTES:
+        return message
+    cut = MAX_MESSAGE_BYTES
+    while len(orjson.dumps(message[:cut] + "…")) > MAX_MESSAGE_BYTES:
+        cut = cut * 3 // 4
+    return message[:cut] + "…"

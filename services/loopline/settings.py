@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     """Request bodies (and gRPC messages) above this are refused with 413 before parsing."""
 
+    max_request_rows: int = Field(default=1000, ge=1)
+    """Rows one request may carry, on every protocol (``/predict_batch`` items, OIP tensor
+    elements over REST and gRPC); more is refused with 400 before the rows are decoded."""
+
+    max_string_chars: int = Field(default=256, ge=32)
+    """Longest string value accepted (string fields, the request id, ``event_timestamp``, an
+    OIP ``id``); longer is refused with 400, so it is neither served nor logged."""
+
     max_concurrency: int | None = Field(default=None, ge=1)
     """Requests in flight per server (split across workers) above which 429 is returned;
     None = unlimited."""

@@ -165,7 +165,15 @@ class PredictionLog:
 
     def append(self, records: Sequence[PredictionRecord]) -> None:
         """Write ``records`` to the segment before their batch is answered."""
-        data = b"".join([encode(record) for record in records])
+        self.write([encode(record) for record in records])
+
+    def write(self, lines: Sequence[bytes]) -> None:
+        """``append`` for records already encoded (``record.encode``), one line each: the
+        server encodes each row's record on its own, so one that cannot be fails alone."""
+        if not lines:
+            return
+        records = len(lines)
+        data = b"".join(lines)
         segment = self.segments[-1]
         try:
             view = memoryview(data)
@@ -178,8 +186,8 @@ class PredictionLog:
             self._rotate()  # never append after a torn write
             raise LogUnavailable(f"prediction log write failed: {error}") from error
         segment.size += len(data)
-        segment.records += len(records)
-        self.written += len(records)
+        segment.records += records
+        self.written += records
         if self._fsync_s == 0:
             self._synced(segment, segment.records)
         if segment.size >= self._segment_bytes:

@@ -10,7 +10,8 @@ and an idle server adds no delay: the first submission flushes on the next event
 serving together the requests that arrived in the same turn. ``wait_s`` holds a batch that long
 for more rows instead, unless a read in flight comes back first (uvloop's timers have
 millisecond resolution). A request is never split across batches; one larger than ``max_rows``
-is served alone.
+is served alone. ``complete`` answers each request of a batch on its own: with its predictions,
+or with the exception that request alone failed with (``core``'s per-request isolation).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
-from loopline.serving.core import Prediction, Submission
+from loopline.serving.core import Outcome, Prediction, Submission
 
 _Waiting = tuple[Submission, "asyncio.Future[list[Prediction]]"]
 
@@ -27,7 +28,7 @@ _Waiting = tuple[Submission, "asyncio.Future[list[Prediction]]"]
 class Stages(Protocol):
     def begin(self, batch: Sequence[Submission]) -> Awaitable[Any]: ...
 
-    def complete(self, batch: Sequence[Submission], fetched: Any) -> list[list[Prediction]]: ...
+    def complete(self, batch: Sequence[Submission], fetched: Any) -> Sequence[Outcome]: ...
 
 
 class MicroBatcher:
@@ -114,9 +115,13 @@ class MicroBatcher:
         except Exception as error:
             _fail(live, error)
             return
-        for (_, future), predictions in zip(live, results, strict=True):
-            if not future.done():
-                future.set_result(predictions)
+        for (_, future), outcome in zip(live, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
 
 def _fail(waiting: list[_Waiting], error: Exception) -> None:

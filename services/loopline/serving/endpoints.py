@@ -15,13 +15,18 @@ from loopline.serving.runtime import Runtime
 
 
 class BearerToken:
-    """``Authorization: Bearer <token>`` when a token is configured; anything when not."""
+    """``Authorization: Bearer <token>`` when a token is configured; anything when not. The
+    scheme is case-insensitive (RFC 9110 §11.1), so ``bearer <token>`` is accepted too."""
 
     def __init__(self, token: str | None) -> None:
-        self._expected = f"Bearer {token}".encode() if token else None
+        self._expected = token.encode() if token else None
 
     def check(self, presented: bytes | None) -> None:
-        if self._expected is not None and not hmac.compare_digest(presented or b"", self._expected):
+        if self._expected is None:
+            return
+        scheme, _, credentials = (presented or b"").partition(b" ")
+        valid = hmac.compare_digest(credentials.lstrip(b" "), self._expected)
+        if not valid or scheme.lower() != b"bearer":
             raise Unauthorized("missing or invalid bearer token")
 
 

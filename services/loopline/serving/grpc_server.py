@@ -6,14 +6,19 @@ micro-batches as HTTP requests. ``grpc.aio`` on that loop was measured and rejec
 one call per event-loop turn, so calls were served one per batch (docs/decisions.md, §6).
 
 With several workers each binds the port with ``SO_REUSEPORT``. Outputs are always sent as
-``raw_output_contents``, which is what ``tritonclient.grpc`` reads; inputs may be typed or raw.
-Messages larger than ``max_body_bytes`` are refused by gRPC itself (``RESOURCE_EXHAUSTED``).
+``raw_output_contents``, which is what ``tritonclient.grpc`` reads; inputs may be typed or raw
+(one ``raw_input_contents`` per input, none with typed ``contents`` as well). Messages larger
+than ``max_body_bytes`` are refused by gRPC itself (``RESOURCE_EXHAUSTED``); one that does not
+parse as its message type is answered ``INVALID_ARGUMENT`` (gRPC's own deserialiser would answer
+``INTERNAL``), and status details are cut like HTTP error bodies (``errors.bounded``), so an
+echoed name never overflows the metadata limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -22,14 +27,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from loopline.errors import RequestError, Unavailable
+from loopline.errors import BadRequest, RequestError, Unavailable, bounded, brief
 from loopline.serving import oip
 from loopline.serving.core import Prediction
 from loopline.serving.endpoints import Endpoints
 from loopline.serving.runtime import Runtime
 from loopline.serving.schema import Row
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 SERVICE = "inference.GRPCInferenceService"
 METHODS = (
@@ -100,7 +107,7 @@ def start_grpc_server(
     handlers = {
         method: grpc.unary_unary_rpc_method_handler(
             getattr(servicer, method),
-            request_deserializer=getattr(pb, f"{method}Request").FromString,
+            request_deserializer=_lenient(getattr(pb, f"{method}Request")),
             response_serializer=getattr(pb, f"{method}Response").SerializeToString,
         )
         for method in METHODS
@@ -111,6 +118,23 @@ def start_grpc_server(
         raise OSError(f"cannot listen for gRPC on {address}")
     server.start()
     return server
+
+
+class Undecodable:
+    """What ``_lenient`` hands a method for bytes that are not its request message."""
+
+    def __init__(self, message: str, error: Exception) -> None:
+        self.problem = f"the request is not a valid {message} ({brief(str(error))})"
+
+
+def _lenient(message: Any) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return message.FromString(data)
+        except (DecodeError, ValueError) as error:
+            return Undecodable(message.DESCRIPTOR.name, error)
+
+    return parse
 
 
 class InferenceServicer:
@@ -126,12 +150,14 @@ class InferenceServicer:
         runtime.metrics.expose_endpoints(runtime.served.version, names)
 
     def ServerLive(self, request: Any, context: Any) -> Any:
-        return self._call("grpc_health", context, False, lambda: pb.ServerLiveResponse(live=True))
+        return self._call(
+            "grpc_health", context, False, lambda: pb.ServerLiveResponse(live=True), request
+        )
 
     def ServerReady(self, request: Any, context: Any) -> Any:
         ready = self.runtime.ready
         return self._call(
-            "grpc_health", context, False, lambda: pb.ServerReadyResponse(ready=ready)
+            "grpc_health", context, False, lambda: pb.ServerReadyResponse(ready=ready), request
         )
 
     def ModelReady(self, request: Any, context: Any) -> Any:
@@ -139,12 +165,12 @@ class InferenceServicer:
             self.runtime.check_model(request.name, request.version)
             return pb.ModelReadyResponse(ready=self.runtime.ready)
 
-        return self._call("grpc_health", context, False, answer)
+        return self._call("grpc_health", context, False, answer, request)
 
     def ServerMetadata(self, request: Any, context: Any) -> Any:
         metadata = self._endpoints.server_metadata
         return self._call(
-            "grpc_metadata", context, True, lambda: pb.ServerMetadataResponse(**metadata)
+            "grpc_metadata", context, True, lambda: pb.ServerMetadataResponse(**metadata), request
         )
 
     def ModelMetadata(self, request: Any, context: Any) -> Any:
@@ -160,24 +186,17 @@ class InferenceServicer:
                 outputs=[tensor(**t) for t in meta["outputs"]],
             )
 
-        return self._call("grpc_metadata", context, True, answer)
+        return self._call("grpc_metadata", context, True, answer, request)
 
     def ModelInfer(self, request: Any, context: Any) -> Any:
         def answer() -> Any:
             runtime = self.runtime
             runtime.check_model(request.model_name, request.model_version)
-            raw = list(request.raw_input_contents)
-            tensors = [
-                oip.decode(
-                    i.name,
-                    i.datatype,
-                    list(i.shape),
-                    list(getattr(i.contents, CONTENTS.get(i.datatype, "bytes_contents"))),
-                    raw[n] if raw else None,
-                )
-                for n, i in enumerate(request.inputs)
-            ]
-            rows = oip.to_rows(runtime.schema, tensors)
+            if len(request.id) > runtime.schema.limits.chars:
+                raise BadRequest(f"id: at most {runtime.schema.limits.chars} characters")
+            requested = [output.name for output in request.outputs]
+            oip.check_outputs(requested, runtime.views)
+            rows = oip.to_rows(runtime.schema, _tensors(request, runtime.schema.limits.rows))
             handover = asyncio.run_coroutine_threadsafe(self._predict(rows), self._loop)
             remaining = context.time_remaining()  # None, or huge, without a client deadline
             try:
@@ -185,7 +204,6 @@ class InferenceServicer:
             except TimeoutError:
                 handover.cancel()  # a cancelled request is dropped from its batch: not logged
                 raise Unavailable("no answer within the call's deadline") from None
-            requested = [output.name for output in request.outputs]
             outputs = oip.select(oip.outputs(runtime.views, predictions), requested)
             return pb.ModelInferResponse(
                 model_name=runtime.served.name,
@@ -200,25 +218,36 @@ class InferenceServicer:
                 raw_output_contents=[oip.raw(t) for t in outputs],
             )
 
-        return self._call("grpc_infer", context, True, answer)
+        return self._call("grpc_infer", context, True, answer, request)
 
     async def _predict(self, rows: list[Row]) -> list[Prediction]:
         async with self.runtime.admitted():
             return await self.runtime.predict(rows, "grpc_infer")
 
-    def _call(self, endpoint: str, context: Any, protected: bool, answer: Callable[[], T]) -> T:
+    def _call(
+        self,
+        endpoint: str,
+        context: Any,
+        protected: bool,
+        answer: Callable[[], T],
+        request: Any,
+    ) -> T:
         started = time.perf_counter()
         code = "OK"
         try:
             if protected:
                 self._authorize(context)
+            if isinstance(request, Undecodable):
+                raise BadRequest(request.problem)
             return answer()
         except RequestError as error:
             code = error.grpc_code
-            context.abort(getattr(grpc.StatusCode, code), str(error))  # raises
+            context.abort(getattr(grpc.StatusCode, code), bounded(str(error)))  # raises
             raise
         except Exception:
             code = "INTERNAL"
+            logger.exception("%s failed", endpoint)
+            context.abort(grpc.StatusCode.INTERNAL, "internal error")  # raises
             raise
         finally:
             seconds = time.perf_counter() - started
@@ -229,3 +258,28 @@ class InferenceServicer:
     def _authorize(self, context: Any) -> None:
         metadata = dict(context.invocation_metadata() or ())
         self._endpoints.token.check(str(metadata.get("authorization", "")).encode())
+
+
+def _tensors(request: Any, max_rows: int) -> list[oip.Tensor]:
+    """A ``ModelInferRequest``'s inputs, typed or raw: ``raw_input_contents`` holds one entry
+    per input, in order, or none (then every input has typed ``contents``)."""
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise BadRequest(f"raw_input_contents: {len(raw)} entries for {len(request.inputs)} inputs")
+    tensors = []
+    for n, tensor in enumerate(request.inputs):
+        if raw and tensor.contents.ByteSize():
+            raise BadRequest(f"input {brief(tensor.name)}: both contents and raw_input_contents")
+        field = CONTENTS.get(tensor.datatype, "bytes_contents")
+        typed = None if raw else list(getattr(tensor.contents, field))
+        tensors.append(
+            oip.decode(
+                tensor.name,
+                tensor.datatype,
+                list(tensor.shape),
+                typed,
+                raw[n] if raw else None,
+                max_rows,
+            )
+        )
+    return tensors

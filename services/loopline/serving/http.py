@@ -1,10 +1,15 @@
 """The HTTP hot path: native JSON API, OIP v2 REST, health and metrics, as one plain ASGI app.
 
 It sits in front of the BentoML app (see ``service``) and answers its routes without Starlette
-request objects, routing tables or BentoML's middleware; any other path goes on to BentoML.
-Every inference route checks, in this order: bearer token (401), admission (503 not ready, 429
-over ``max_concurrency``, 503 log queue full), body size from ``Content-Length`` before reading
-and again while reading (413), then parses (400 naming the field). Errors are ``{"error": ...}``.
+request objects, routing tables or BentoML's middleware; only BentoML's own paths (``/livez``,
+``/readyz``, its docs) go on to BentoML, so every other path is answered here, in JSON. Routes
+match the raw path (``%2f`` is not a separator; path segments are decoded after matching).
+Every inference route checks, in this order: bearer token (401), model name and version (404),
+method (405 with ``Allow``), ``Content-Type`` (415 unless JSON, or binary with
+``Inference-Header-Content-Length``), admission (503 not ready, 429 over ``max_concurrency``,
+503 log queue full), body size from ``Content-Length`` before reading and again while reading
+(413), then parses (400 naming the field). Errors are ``{"error": ...}``, under 1 KiB
+(``errors.bounded``).
 """
 
 from __future__ import annotations
@@ -14,15 +19,20 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
 from loopline.errors import (
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     RequestError,
+    UnsupportedMediaType,
+    bounded,
+    clip,
 )
-from loopline.serving import oip, oip_rest
+from loopline.serving import jsonbody, oip, oip_rest
 from loopline.serving.core import Prediction
 from loopline.serving.endpoints import Endpoints
 from loopline.serving.runtime import Runtime
@@ -34,8 +44,11 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 JSON = b"application/json"
-MAX_BATCH_ROWS = 1000
 _MODEL_ROUTE = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?")
+_POST_ROUTES = frozenset({"predict", "predict_batch", "v2_infer"})
+_BENTOML_PATHS = frozenset({"/", "/livez", "/healthz", "/readyz", "/schema.json", "/docs.json"})
+_BENTOML_PREFIXES = ("/assets/", "/static_content/")
+_GET = "GET, HEAD"
 
 
 class _Reply:
@@ -81,28 +94,39 @@ class PredictorApp:
         runtime.metrics.expose_endpoints(self._version, sorted(names))
 
     def handles(self, path: str) -> bool:
-        return path in self._fixed or path.startswith("/v2/")
+        """Every path but BentoML's own: an unknown one is answered 404 in JSON here."""
+        return path in self._fixed or not (
+            path in _BENTOML_PATHS or path.startswith(_BENTOML_PREFIXES)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        path: str = scope["path"]
+        raw_path = scope.get("raw_path")
+        path: str = raw_path.decode("latin-1") if raw_path else scope["path"]
         endpoint, handler, arguments = self._route(path)
         try:
             if endpoint in ("predict", "predict_batch", "v2_infer", "v2_metadata"):
                 self._endpoints.token.check(_header(scope, b"authorization"))
+            if arguments:  # a model's route: an unknown model is 404 whatever the method
+                self.runtime.check_model(*arguments)
+            if handler != self._not_found:
+                self._check_method(scope["method"], endpoint)
             reply = await handler(scope, receive, *arguments)
         except RequestError as error:
-            reply = _json({"error": str(error)}, error.status)
+            reply = _json({"error": bounded(str(error))}, error.status)
+            if isinstance(error, MethodNotAllowed):
+                reply.headers = ((b"allow", error.allow.encode()),)
         except Exception:
-            logger.exception("%s failed", path)
+            logger.exception("%s failed", clip(path))
             reply = _json({"error": "internal error"}, 500)
         headers = [
             (b"content-type", reply.content_type),
             (b"content-length", b"%d" % len(reply.body)),
             *reply.headers,
         ]
+        body = b"" if scope["method"] == "HEAD" else reply.body
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-        await send({"type": "http.response.body", "body": reply.body})
+        await send({"type": "http.response.body", "body": body})
         seconds = time.perf_counter() - started
         self.runtime.metrics.observe_request(endpoint, self._version, reply.status, seconds)
 
@@ -113,11 +137,35 @@ class PredictorApp:
         if match is None:
             return "v2_metadata", self._not_found, ()
         name, version, action = match.groups()
+        arguments = (unquote(name), None if version is None else unquote(version))
         if action == "/infer":
-            return "v2_infer", self._infer, (name, version)
+            return "v2_infer", self._infer, arguments
         if action == "/ready":
-            return "v2_health", self._model_ready, (name, version)
-        return "v2_metadata", self._model_metadata, (name, version)
+            return "v2_health", self._model_ready, arguments
+        return "v2_metadata", self._model_metadata, arguments
+
+    def _check_method(self, method: str, endpoint: str) -> None:
+        if endpoint in _POST_ROUTES:
+            if method != "POST":
+                raise MethodNotAllowed(f"{clip(method)}: this route takes POST", "POST")
+        elif method not in ("GET", "HEAD"):
+            raise MethodNotAllowed(f"{clip(method)}: this route takes GET", _GET)
+
+    def _check_media(self, scope: Scope, binary: bool = False) -> None:
+        """415 for a body that says it is not JSON; no ``Content-Type`` is taken as JSON (some
+        clients send none), and binary with the binary extension's header on ``infer``."""
+        content_type = _header(scope, b"content-type")
+        if content_type is None:
+            return
+        media = content_type.split(b";", 1)[0].strip().lower()
+        if media == JSON or media.endswith(b"+json"):
+            return
+        binary_header = _header(scope, b"inference-header-content-length")
+        if binary and media == b"application/octet-stream" and binary_header is not None:
+            return
+        raise UnsupportedMediaType(
+            f"Content-Type {clip(content_type.decode('latin-1'))}: expected application/json"
+        )
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         if scope["method"] != "POST":
@@ -139,19 +187,17 @@ class PredictorApp:
                 return b"".join(chunks)
 
     async def _predict(self, scope: Scope, receive: Receive) -> _Reply:
+        self._check_media(scope)
         async with self.runtime.admitted():
-            row = self.runtime.schema.parse_object(
-                oip_rest.parse_json(await self._body(scope, receive))
-            )
+            row = self.runtime.schema.parse_object(jsonbody.loads(await self._body(scope, receive)))
             (prediction,) = await self.runtime.predict([row], "predict")
         return _Reply(200, orjson.dumps(self._native(prediction)))
 
     async def _predict_batch(self, scope: Scope, receive: Receive) -> _Reply:
+        self._check_media(scope)
         async with self.runtime.admitted():
             rows = parse_objects(
-                self.runtime.schema,
-                oip_rest.parse_json(await self._body(scope, receive)),
-                MAX_BATCH_ROWS,
+                self.runtime.schema, jsonbody.loads(await self._body(scope, receive))
             )
             predictions = await self.runtime.predict(rows, "predict_batch")
         return _Reply(200, orjson.dumps([self._native(p) for p in predictions]))
@@ -170,11 +216,13 @@ class PredictorApp:
     async def _infer(
         self, scope: Scope, receive: Receive, name: str, version: str | None
     ) -> _Reply:
-        self.runtime.check_model(name, version)
+        self._check_media(scope, binary=True)
         async with self.runtime.admitted():
             body = await self._body(scope, receive)
             header = _header(scope, b"inference-header-content-length")
-            request = oip_rest.InferRequest.parse(body, header)
+            request = oip_rest.InferRequest.parse(
+                body, header, self.runtime.schema.limits, self.runtime.views
+            )
             predictions = await self.runtime.predict(
                 oip.to_rows(self.runtime.schema, request.tensors), "v2_infer"
             )
@@ -194,7 +242,6 @@ class PredictorApp:
     async def _model_ready(
         self, scope: Scope, receive: Receive, name: str, version: str | None
     ) -> _Reply:
-        self.runtime.check_model(name, version)
         return await self._ready(scope, receive)
 
     async def _server_metadata(self, scope: Scope, receive: Receive) -> _Reply:
@@ -203,7 +250,6 @@ class PredictorApp:
     async def _model_metadata(
         self, scope: Scope, receive: Receive, name: str, version: str | None
     ) -> _Reply:
-        self.runtime.check_model(name, version)
         return _json(self._endpoints.model_metadata)
 
     async def _metrics(self, scope: Scope, receive: Receive) -> _Reply:
@@ -211,7 +257,7 @@ class PredictorApp:
         return _Reply(200, body, content_type.encode())
 
     async def _not_found(self, scope: Scope, receive: Receive) -> _Reply:
-        raise NotFound(f"no route {scope['path']}")
+        raise NotFound(f"no route {clip(scope['path'])}")
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

@@ -10,6 +10,10 @@ Both transports carry tensors either as typed values (JSON ``data``, gRPC ``cont
 little-endian bytes (the REST binary data extension, gRPC ``raw_*_contents``); ``BYTES`` elements
 are raw as a 4-byte length and the bytes. This module converts both; ``http`` and
 ``grpc_server`` only frame them.
+
+Everything is checked before a request is served, so none is answered with an error after its
+prediction was logged: each input named once, a shape of at most ``max_request_rows`` rows
+(before its values are decoded), typed values that fit their datatype, the outputs asked for.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from loopline.errors import BadRequest
+from loopline.errors import BadRequest, brief
 from loopline.serving.core import Prediction
 from loopline.serving.schema import OIP_DATATYPE, InputSchema, Row, columns_to_rows
 from loopline.serving.served import ServedModel
@@ -43,6 +47,12 @@ NUMPY = {
     "FP32": np.float32,
     "FP64": np.float64,
 }
+_INT_RANGES = {
+    name: (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
+    for name, dtype in NUMPY.items()
+    if name.startswith(("INT", "UINT"))
+}
+_FLOAT_MAX = {name: float(np.finfo(NUMPY[name]).max) for name in ("FP16", "FP32", "FP64")}
 
 
 @dataclass(slots=True)  # not frozen: a frozen init costs 3x, and a request makes 15 of these
@@ -53,26 +63,31 @@ class Tensor:
     values: list[Any]
 
 
-def decode(name: str, datatype: str, shape: Sequence[int], data: Any, raw: bytes | None) -> Tensor:
-    """An input tensor's values, flattened: from JSON/gRPC typed ``data`` or ``raw`` bytes."""
+def decode(
+    name: str, datatype: str, shape: Sequence[Any], data: Any, raw: bytes | None, max_rows: int
+) -> Tensor:
+    """An input tensor's values, flattened: from JSON/gRPC typed ``data`` or ``raw`` bytes.
+
+    Its shape must be ``[N]`` or ``[N, 1]`` with N at most ``max_rows``, checked before any value
+    is decoded; typed values must fit the datatype (``UINT8`` 300 does not) and nest no deeper
+    than the shape."""
+    label = f"input {brief(name)}"
     if datatype != "BYTES" and datatype not in NUMPY:
-        raise BadRequest(f"input {name!r}: unknown datatype {datatype!r}")
-    if any(not isinstance(d, int) or d < 0 for d in shape):
-        raise BadRequest(f"input {name!r}: invalid shape {list(shape)}")
-    if raw is not None:
-        values = (
-            _split_bytes(name, raw) if datatype == "BYTES" else _frombuffer(name, datatype, raw)
-        )
+        raise BadRequest(f"{label}: unknown datatype {brief(datatype)}")
+    dims = _shape(label, shape, max_rows)
+    expected = math.prod(dims)
+    if raw is None:
+        values = _flatten(label, data, len(dims), expected)
+        _check_typed(label, datatype, values)
+    elif datatype == "BYTES":
+        values = _split_bytes(label, raw, expected)
     else:
-        values = _flatten(data)
-    if len(values) != math.prod(shape):
-        expected = math.prod(shape)
-        raise BadRequest(
-            f"input {name!r}: shape {list(shape)} needs {expected} values, got {len(values)}"
-        )
+        values = _frombuffer(label, datatype, raw, expected)
+    if len(values) != expected:
+        raise BadRequest(f"{label}: shape {dims} needs {expected} values, got {len(values)}")
     if datatype == "BYTES":
-        values = [_text(name, v) for v in values]
-    return Tensor(name, datatype, list(shape), values)
+        values = [_text(label, v) for v in values]
+    return Tensor(name, datatype, dims, values)
 
 
 def to_rows(schema: InputSchema, tensors: Sequence[Tensor]) -> list[Row]:
@@ -82,24 +97,21 @@ def to_rows(schema: InputSchema, tensors: Sequence[Tensor]) -> list[Row]:
     rows: int | None = None
     for tensor in tensors:
         expected = known.get(tensor.name)
+        label = f"input {brief(tensor.name)}"
         if expected is None:
-            raise BadRequest(f"unknown input {tensor.name!r}; inputs: {schema.describe()}")
+            raise BadRequest(f"unknown {label}; inputs: {schema.describe()}")
+        if tensor.name in columns:
+            raise BadRequest(f"{label} appears more than once")
         if expected == "BYTES" and tensor.datatype != "BYTES":
-            raise BadRequest(f"input {tensor.name!r}: datatype {tensor.datatype}, expected BYTES")
+            raise BadRequest(f"{label}: datatype {tensor.datatype}, expected BYTES")
         if (
             expected != "BYTES"
             and tensor.datatype in ("BYTES", "BOOL")
             and tensor.name != schema.id_field
         ):
-            raise BadRequest(
-                f"input {tensor.name!r}: datatype {tensor.datatype}, expected {expected}"
-            )
-        if len(tensor.shape) not in (1, 2) or (len(tensor.shape) == 2 and tensor.shape[1] != 1):
-            raise BadRequest(f"input {tensor.name!r}: shape {tensor.shape}, expected [N] or [N, 1]")
+            raise BadRequest(f"{label}: datatype {tensor.datatype}, expected {expected}")
         if rows is not None and tensor.shape[0] != rows:
-            raise BadRequest(
-                f"input {tensor.name!r}: {tensor.shape[0]} rows, other inputs have {rows}"
-            )
+            raise BadRequest(f"{label}: {tensor.shape[0]} rows, other inputs have {rows}")
         rows = tensor.shape[0]
         columns[tensor.name] = tensor.values
     if not rows:
@@ -118,6 +130,18 @@ def outputs(views: Sequence[str], predictions: Sequence[Prediction]) -> list[Ten
         Tensor(f"status_{v}", "BYTES", n, [p.status[v] for p in predictions]) for v in views
     ]
     return tensors
+
+
+def check_outputs(requested: Sequence[str], views: Sequence[str]) -> None:
+    """Refuse unknown or repeated output names, before the request is served (and logged)."""
+    known = [tensor.name for tensor in outputs(views, [])]
+    seen: set[str] = set()
+    for name in requested:
+        if name not in known:
+            raise BadRequest(f"unknown output {brief(name)}; outputs: {', '.join(known)}")
+        if name in seen:
+            raise BadRequest(f"output {brief(name)} is asked for more than once")
+        seen.add(name)
 
 
 def select(tensors: list[Tensor], requested: Sequence[str]) -> list[Tensor]:
@@ -162,48 +186,96 @@ def server_metadata() -> dict[str, Any]:
     return {"name": "loopline", "version": version("loopline"), "extensions": EXTENSIONS}
 
 
-def _flatten(data: Any) -> list[Any]:
+def _shape(label: str, shape: Sequence[Any], max_rows: int) -> list[int]:
+    if not 1 <= len(shape) <= 2 or any(type(d) is not int or d < 0 for d in shape):
+        described = ", ".join(brief(d) for d in shape[:3]) + (", …" if len(shape) > 3 else "")
+        raise BadRequest(f"{label}: shape [{described}], expected [N] or [N, 1] (integers)")
+    dims = list(shape)
+    if len(dims) == 2 and dims[1] != 1:
+        raise BadRequest(f"{label}: shape {dims}, expected [N] or [N, 1]")
+    if dims[0] > max_rows:
+        raise BadRequest(f"{label}: {dims[0]} rows, at most {max_rows} per request")
+    return dims
+
+
+def _flatten(label: str, data: Any, depth: int, limit: int) -> list[Any]:
+    """The values of (nested) ``data``, row-major: nested at most ``depth`` deep, and no more
+    than ``limit`` + 1 of them collected (enough to tell the count is wrong)."""
     if not isinstance(data, list | tuple):
-        raise BadRequest("tensor data must be a (nested) array")
+        raise BadRequest(f"{label}: 'data' must be an array, got {brief(data)}")
     flat: list[Any] = []
     stack = [iter(data)]
     while stack:
         for item in stack[-1]:
             if isinstance(item, list | tuple):
+                if len(stack) >= depth:
+                    raise BadRequest(f"{label}: data nested deeper than its shape")
                 stack.append(iter(item))
                 break
             flat.append(item)
+            if len(flat) > limit:
+                return flat
         else:
             stack.pop()
     return flat
 
 
-def _frombuffer(name: str, datatype: str, raw: bytes) -> list[Any]:
+def _check_typed(label: str, datatype: str, values: list[Any]) -> None:
+    """Typed (JSON or gRPC ``contents``) values of ``datatype``: BYTES strings, BOOL booleans,
+    integers within the integer type's range, numbers within the float type's."""
+    if datatype == "BYTES":
+        wrong = [v for v in values if not isinstance(v, str | bytes)]
+    elif datatype == "BOOL":
+        wrong = [v for v in values if not isinstance(v, bool)]
+    elif datatype in _INT_RANGES:
+        low, high = _INT_RANGES[datatype]
+        wrong = [
+            v
+            for v in values
+            if type(v) is not int or not low <= v <= high  # not bool, not float
+        ]
+    else:
+        largest = _FLOAT_MAX[datatype]
+        wrong = [
+            v
+            for v in values
+            if isinstance(v, bool) or not isinstance(v, int | float) or abs(v) > largest
+        ]
+    if wrong:
+        raise BadRequest(f"{label}: {brief(wrong[0])} is not a {datatype} value")
+
+
+def _frombuffer(label: str, datatype: str, raw: bytes, expected: int) -> list[Any]:
     dtype = np.dtype(NUMPY[datatype]).newbyteorder("<")
-    if len(raw) % dtype.itemsize:
-        raise BadRequest(f"input {name!r}: {len(raw)} bytes is not a whole number of {datatype}")
+    if len(raw) != expected * dtype.itemsize:
+        raise BadRequest(
+            f"{label}: {len(raw)} bytes of {datatype}, the shape needs {expected * dtype.itemsize}"
+        )
     values: list[Any] = np.frombuffer(raw, dtype=dtype).tolist()
     return values
 
 
-def _split_bytes(name: str, raw: bytes) -> list[Any]:
-    values, offset = [], 0
-    while offset < len(raw):
+def _split_bytes(label: str, raw: bytes, expected: int) -> list[Any]:
+    """BYTES elements (a 4-byte little-endian length, then the bytes); more than ``expected``
+    are not split."""
+    values: list[Any] = []
+    offset = 0
+    while offset < len(raw) and len(values) <= expected:
         if offset + 4 > len(raw):
-            raise BadRequest(f"input {name!r}: truncated BYTES element")
+            raise BadRequest(f"{label}: truncated BYTES element")
         (length,) = struct.unpack_from("<I", raw, offset)
         offset += 4
         if offset + length > len(raw):
-            raise BadRequest(f"input {name!r}: truncated BYTES element")
+            raise BadRequest(f"{label}: truncated BYTES element")
         values.append(raw[offset : offset + length])
         offset += length
     return values
 
 
-def _text(name: str, value: Any) -> Any:
+def _text(label: str, value: Any) -> Any:
     if isinstance(value, bytes):
         try:
             return value.decode()
         except UnicodeDecodeError:
-            raise BadRequest(f"input {name!r}: BYTES element is not UTF-8") from None
+            raise BadRequest(f"{label}: BYTES element is not UTF-8") from None
     return value

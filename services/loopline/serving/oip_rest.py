@@ -4,61 +4,78 @@ A request body may carry its JSON header followed by raw tensor bytes; the
 ``Inference-Header-Content-Length`` header says where the JSON ends, and each binary input names
 its ``binary_data_size``. Outputs are sent as JSON ``data`` or, where the request asks
 (``binary_data`` per output, ``binary_data_output`` for all), as raw bytes after the JSON.
+
+The whole request is validated by ``parse``, before it is served: every field the spec types
+(``id`` a string, ``parameters`` an object, ``outputs`` an array of named objects), binary sizes
+that are non-negative integers and account for every byte after the header, and no input given
+both as ``data`` and as binary.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from loopline.errors import BadRequest
-from loopline.serving import oip
-
-
-def parse_json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise BadRequest(f"body is not valid JSON: {error}") from None
+from loopline.errors import BadRequest, brief
+from loopline.serving import jsonbody, oip
+from loopline.serving.schema import Limits
 
 
 @dataclass(frozen=True, slots=True)
 class InferRequest:
     request: dict[str, Any]
     tensors: list[oip.Tensor]
+    requested: list[str]
+    """Output names asked for, in order (none: all)."""
+    binary: dict[str, bool]
+    """Per output asked for: whether it is sent as binary."""
+    binary_default: bool
 
     @classmethod
-    def parse(cls, body: bytes, header: bytes | None) -> InferRequest:
-        """``header``: the ``Inference-Header-Content-Length`` value, if any."""
+    def parse(
+        cls, body: bytes, header: bytes | None, limits: Limits, views: Sequence[str]
+    ) -> InferRequest:
+        """``header``: the ``Inference-Header-Content-Length`` value, if any; ``views``: the
+        feature views (their ``status_<view>`` outputs may be asked for)."""
         cut = len(body)
         if header is not None:
-            if not header.isdigit() or int(header) > len(body):
+            if not header.isdigit() or len(header) > 12 or int(header) > len(body):
                 raise BadRequest("Inference-Header-Content-Length does not fit the body")
             cut = int(header)
-        request = parse_json(body[:cut])
+        request = jsonbody.loads(body[:cut])
         if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
             raise BadRequest("inference request: expected an object with an 'inputs' array")
-        return cls(request, _inputs(request, body[cut:]))
+        request_id = request.get("id")
+        if request_id is not None and (
+            not isinstance(request_id, str) or len(request_id) > limits.chars
+        ):
+            raise BadRequest(f"id: expected a string of at most {limits.chars} characters")
+        parameters = _parameters(request, "parameters")
+        binary_default = _flag(parameters, "binary_data_output", "parameters", False)
+        requested, binary = _outputs(request.get("outputs"), binary_default)
+        oip.check_outputs(requested, views)
+        tensors = _inputs(request["inputs"], body[cut:], limits.rows)
+        return cls(request, tensors, requested, binary, binary_default)
 
     def respond(
         self, model: str, version: str, tensors: list[oip.Tensor]
     ) -> tuple[bytes, bytes | None]:
         """The response body for the outputs asked for, and the value of its
         ``Inference-Header-Content-Length`` header when any output is binary."""
-        requested, binary_outputs, binary_default = _requested_outputs(self.request)
         response: dict[str, Any] = {"model_name": model, "model_version": version}
         if isinstance(self.request.get("id"), str):
             response["id"] = self.request["id"]
         response["outputs"], tail = [], []
-        for tensor in oip.select(tensors, requested):
+        for tensor in oip.select(tensors, self.requested):
             entry: dict[str, Any] = {
                 "name": tensor.name,
                 "datatype": tensor.datatype,
                 "shape": tensor.shape,
             }
-            if binary_outputs.get(tensor.name, binary_default):
+            if self.binary.get(tensor.name, self.binary_default):
                 data = oip.raw(tensor)
                 entry["parameters"] = {"binary_data_size": len(data)}
                 tail.append(data)
@@ -71,34 +88,61 @@ class InferRequest:
         return head + b"".join(tail), b"%d" % len(head)
 
 
-def _inputs(request: dict[str, Any], binary: bytes) -> list[oip.Tensor]:
+def _inputs(items: list[Any], binary: bytes, max_rows: int) -> list[oip.Tensor]:
     tensors, offset = [], 0
-    for i, item in enumerate(request["inputs"]):
+    for i, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise BadRequest(f"inputs[{i}]: expected an object with a 'name'")
         name, datatype, shape = item["name"], item.get("datatype"), item.get("shape")
+        label = f"input {brief(name)}"
         if not isinstance(datatype, str) or not isinstance(shape, list):
-            raise BadRequest(f"input {name!r}: 'datatype' and 'shape' are required")
-        size = (item.get("parameters") or {}).get("binary_data_size")
+            raise BadRequest(f"{label}: 'datatype' and 'shape' are required")
+        size = _parameters(item, label).get("binary_data_size")
         raw = None
         if size is not None:
-            if not isinstance(size, int) or offset + size > len(binary):
-                raise BadRequest(f"input {name!r}: binary_data_size does not fit the body")
+            if type(size) is not int or size < 0 or offset + size > len(binary):
+                raise BadRequest(f"{label}: binary_data_size {brief(size)} does not fit the body")
+            if "data" in item:
+                raise BadRequest(f"{label}: both 'data' and binary_data_size")
             raw, offset = binary[offset : offset + size], offset + size
         elif "data" not in item:
-            raise BadRequest(f"input {name!r}: 'data' is required")
-        tensors.append(oip.decode(name, datatype, shape, item.get("data"), raw))
+            raise BadRequest(f"{label}: 'data' is required")
+        tensors.append(oip.decode(name, datatype, shape, item.get("data"), raw, max_rows))
+    if offset != len(binary):
+        raise BadRequest(f"body: {len(binary) - offset} bytes of binary data no input reads")
     return tensors
 
 
-def _requested_outputs(request: dict[str, Any]) -> tuple[list[str], dict[str, bool], bool]:
-    """Output names asked for, which of them are wanted in binary, and the default for the
-    rest (the binary extension's ``binary_data`` and ``binary_data_output`` parameters)."""
-    default = bool((request.get("parameters") or {}).get("binary_data_output", False))
+def _outputs(items: object, default: bool) -> tuple[list[str], dict[str, bool]]:
+    """Output names asked for, and which of them are wanted in binary (the binary extension's
+    ``binary_data`` per output, ``binary_data_output`` the default)."""
+    if items is None:
+        return [], {}
+    if not isinstance(items, list):
+        raise BadRequest(f"outputs: expected an array, got {brief(items)}")
     names, binary = [], {}
-    for item in request.get("outputs") or []:
+    for i, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise BadRequest("outputs: expected objects with a 'name'")
+            raise BadRequest(f"outputs[{i}]: expected an object with a 'name'")
+        label = f"output {brief(item['name'])}"
         names.append(item["name"])
-        binary[item["name"]] = bool((item.get("parameters") or {}).get("binary_data", default))
-    return names, binary, default
+        binary[item["name"]] = _flag(_parameters(item, label), "binary_data", label, default)
+    return names, binary
+
+
+def _parameters(owner: dict[str, Any], label: str) -> dict[str, Any]:
+    """An OIP ``parameters`` object (absent or null: none)."""
+    parameters = owner.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        where = "parameters" if label == "parameters" else f"{label}: parameters"
+        raise BadRequest(f"{where}: expected an object, got {brief(parameters)}")
+    return parameters
+
+
+def _flag(parameters: dict[str, Any], name: str, label: str, default: bool) -> bool:
+    value = parameters.get(name, default)
+    if not isinstance(value, bool):
+        raise BadRequest(f"{label}: {name} must be true or false, got {brief(value)}")
+    return value

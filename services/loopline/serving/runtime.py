@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from loopline.errors import NotFound, Overloaded, Unavailable
+from loopline.errors import NotFound, Overloaded, Unavailable, clip
 from loopline.features.online import OnlineFeatures
 from loopline.features.online_plan import load_plan
 from loopline.model.artifact import load_model, read_reference_columns
@@ -33,7 +33,7 @@ from loopline.predictions import LogUnavailable, PredictionLog, RedisShipper, Si
 from loopline.serving.batching import MicroBatcher
 from loopline.serving.core import InferenceCore, Prediction, Submission
 from loopline.serving.metrics import ServingMetrics
-from loopline.serving.schema import TIMESTAMP, InputSchema, Row
+from loopline.serving.schema import TIMESTAMP, InputSchema, Limits, Row
 from loopline.serving.served import resolve_model
 from loopline.settings import Settings
 
@@ -79,7 +79,7 @@ class Runtime:
         model = load_model(served.path, served.sha256)
         plan = load_plan(settings, served.spec.feature_service)
         features = OnlineFeatures(plan, settings)
-        schema = InputSchema.build(served.spec, plan)
+        schema = InputSchema.build(served.spec, plan, Limits.of(settings))
         log = PredictionLog(
             settings.log_dir,
             fsync_ms=settings.prediction_log_fsync_ms,
@@ -111,7 +111,7 @@ class Runtime:
 
     def check_model(self, name: str, version: str | None = None) -> None:
         if name != self.served.name or version not in (None, "", self.served.version):
-            wanted = f"{name}" + (f" version {version}" if version else "")
+            wanted = clip(name) + (f" version {clip(version)}" if version else "")
             raise NotFound(
                 f"model {wanted} not found; serving {self.served.name} {self.served.version}"
             )

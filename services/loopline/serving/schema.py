@@ -8,6 +8,12 @@ double). Two fields are optional: the spec's request id (e.g. ``flight_id``), pa
 the prediction log for the outcome join, and ``event_timestamp``, the time the features must be
 valid at (ISO 8601, UTC when no offset is given; default: now). The reference data is from 2013,
 so replayed requests send their own time and the TTL check applies to it.
+
+Validation bounds every value the model and the prediction log will see, so a row that passes
+can be served and logged: integers within int64, numbers finite, strings at most
+``Limits.chars`` characters, times between ``EARLIEST`` and ``LATEST`` (UTC), at most
+``Limits.rows`` rows per request. Errors name the field and echo at most a few characters of the
+bad value (``errors.brief``).
 """
 
 from __future__ import annotations
@@ -15,17 +21,36 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from loopline.errors import BadRequest
+from loopline.errors import BadRequest, brief
 from loopline.features.online_plan import FieldType, OnlinePlan
+from loopline.settings import Settings
 from loopline.spec import ModelSpec
 from loopline.times import iso_to_epoch
 
 TIMESTAMP = "event_timestamp"
 OIP_DATATYPE = {"string": "BYTES", "int64": "INT64", "double": "FP64"}
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC).timestamp()
+LATEST = datetime(2200, 1, 1, tzinfo=UTC).timestamp()
+"""``event_timestamp`` must fall in [EARLIEST, LATEST) once in UTC: a time the log can record
+(years 1-9999) and a feature TTL can be checked against."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-request bounds (``LOOPLINE_MAX_REQUEST_ROWS``, ``LOOPLINE_MAX_STRING_CHARS``)."""
+
+    rows: int = 1000
+    chars: int = 256
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(rows=settings.max_request_rows, chars=settings.max_string_chars)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +68,10 @@ class InputSchema:
     fields: dict[str, FieldType]
     """Required fields and their types, entity keys first."""
     id_field: str
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
-    def build(cls, spec: ModelSpec, plan: OnlinePlan) -> InputSchema:
+    def build(cls, spec: ModelSpec, plan: OnlinePlan, limits: Limits | None = None) -> InputSchema:
         declared: dict[str, FieldType] = dict(plan.request_schema)
         for view in plan.views:
             for request_key, (_, kind) in zip(view.request_keys, view.join_keys, strict=True):
@@ -58,7 +84,7 @@ class InputSchema:
         types = {
             n: declared.get(n) or default[spec.request_fields.get(n, "categorical")] for n in names
         }
-        return cls(fields=types, id_field=spec.request_id)
+        return cls(fields=types, id_field=spec.request_id, limits=limits or Limits())
 
     @property
     def optional(self) -> tuple[str, str]:
@@ -73,32 +99,59 @@ class InputSchema:
     def parse_object(self, value: object, where: str = "") -> Row:
         """Validate one native JSON request object; ``BadRequest`` names the offending field."""
         if not isinstance(value, dict):
-            raise BadRequest(f"{where or 'body'}: expected a JSON object")
-        unknown = sorted(set(value) - set(self.fields) - set(self.optional))
+            raise BadRequest(f"{where or 'body: '}expected a JSON object, got {brief(value)}")
+        unknown = [name for name in value if name not in self.fields and name not in self.optional]
         if unknown:
-            raise BadRequest(f"{where}unknown field {unknown[0]!r}; fields: {self.describe()}")
+            raise BadRequest(f"{where}unknown field {brief(unknown[0])}; fields: {self.describe()}")
         fields = {name: self.check(name, value.get(name), where) for name in self.fields}
-        client_id = value.get(self.id_field)
-        if client_id is not None and not isinstance(client_id, str | int):
-            raise BadRequest(f"{where}field {self.id_field!r}: expected a string")
-        return Row(fields, parse_timestamp(value.get(TIMESTAMP), where), _text(client_id))
+        return Row(
+            fields,
+            self.timestamp(value.get(TIMESTAMP), where),
+            self.client_id(value.get(self.id_field), where),
+        )
 
     def check(self, name: str, value: Any, where: str = "") -> Any:
-        """``value`` as field ``name``'s type, or ``BadRequest``."""
+        """``value`` as field ``name``'s type, within its bounds, or ``BadRequest``."""
         kind = self.fields[name]
         if value is None:
             raise BadRequest(f"{where}field {name!r} is required ({kind})")
-        if kind == "string" and isinstance(value, str):
-            return value
-        if not isinstance(value, bool) and isinstance(value, int | float):
-            if kind == "int64" and float(value).is_integer():
-                return int(value)
-            if kind == "double" and math.isfinite(value):
+        if kind == "string":
+            if isinstance(value, str):
+                return self._bounded(name, value, where)
+        elif not isinstance(value, bool) and isinstance(value, int | float):
+            if kind == "int64":
+                return _int64(name, value, where)
+            if isinstance(value, float) and math.isfinite(value):
+                return value
+            if isinstance(value, int) and abs(value) <= 1 << 64:
                 return float(value)
         article = (
             "an integer" if kind == "int64" else "a number" if kind == "double" else "a string"
         )
-        raise BadRequest(f"{where}field {name!r}: expected {article}, got {value!r}")
+        raise BadRequest(f"{where}field {name!r}: expected {article}, got {brief(value)}")
+
+    def client_id(self, value: object, where: str = "") -> str | None:
+        """The caller's request id (a string or an integer), as text; None when absent."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return self._bounded(self.id_field, value, where)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(_int64(self.id_field, value, where))
+        raise BadRequest(f"{where}field {self.id_field!r}: expected a string, got {brief(value)}")
+
+    def timestamp(self, value: object, where: str = "") -> float:
+        """Epoch seconds of an ISO 8601 time (UTC unless it has an offset); now when absent."""
+        if isinstance(value, str):
+            self._bounded(TIMESTAMP, value, where)
+        return parse_timestamp(value, where)
+
+    def _bounded(self, name: str, value: str, where: str) -> str:
+        if len(value) > self.limits.chars:
+            raise BadRequest(
+                f"{where}field {name!r}: {len(value)} characters, at most {self.limits.chars}"
+            )
+        return value
 
     def describe(self) -> str:
         required = ", ".join(f"{n} ({t})" for n, t in self.fields.items())
@@ -106,19 +159,28 @@ class InputSchema:
 
 
 def parse_timestamp(value: object, where: str = "") -> float:
-    """Epoch seconds of an ISO 8601 time (UTC unless it has an offset); now when absent."""
+    """Epoch seconds of an ISO 8601 time (UTC unless it has an offset), between ``EARLIEST``
+    and ``LATEST``; now when absent."""
     if value is None:
         return time.time()
     if isinstance(value, str):
         try:
-            return iso_to_epoch(value)
+            epoch = iso_to_epoch(value)
         except ValueError:
             pass
-    raise BadRequest(f"{where}field {TIMESTAMP!r}: expected an ISO 8601 time, got {value!r}")
+        else:
+            if EARLIEST <= epoch < LATEST:
+                return epoch
+            raise BadRequest(
+                f"{where}field {TIMESTAMP!r}: {brief(value)} is outside 1900-2199 (UTC)"
+            )
+    raise BadRequest(f"{where}field {TIMESTAMP!r}: expected an ISO 8601 time, got {brief(value)}")
 
 
-def parse_objects(schema: InputSchema, body: object, limit: int) -> list[Row]:
-    """The rows of a ``/predict_batch`` body: a JSON array of request objects."""
+def parse_objects(schema: InputSchema, body: object, limit: int | None = None) -> list[Row]:
+    """The rows of a ``/predict_batch`` body: a JSON array of at most ``limit`` (default: the
+    schema's row limit) request objects."""
+    limit = schema.limits.rows if limit is None else limit
     if not isinstance(body, list) or not body:
         raise BadRequest("body: expected a non-empty JSON array of request objects")
     if len(body) > limit:
@@ -141,12 +203,19 @@ def columns_to_rows(
                 name: schema.check(name, columns[name][i], f"input {name!r}[{i}]: ")
                 for name in schema.fields
             },
-            parse_timestamp(times[i] if times is not None else None, f"[{i}] "),
-            _text(ids[i]) if ids is not None else None,
+            schema.timestamp(times[i] if times is not None else None, f"[{i}] "),
+            schema.client_id(ids[i], f"[{i}] ") if ids is not None else None,
         )
         for i in range(rows)
     ]
 
 
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
+def _int64(name: str, value: int | float, where: str) -> int:
+    """``value`` as an integer within int64 (a float only if integral)."""
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise BadRequest(f"{where}field {name!r}: expected an integer, got {brief(value)}")
+        value = int(value)
+    if INT64_MIN <= value <= INT64_MAX:
+        return value
+    raise BadRequest(f"{where}field {name!r}: {brief(value)} is out of the int64 range")

@@ -56,6 +56,8 @@ def test_inference_needs_the_token_health_and_metrics_do_not(strict: Server) -> 
         answer = http.post("/predict", json=body)
     assert answer.status_code == 200
     assert answer.json()["model_version"] == "v1"
+    with strict.client(headers={"authorization": f"bearer {TOKEN}"}) as lower_case:
+        assert lower_case.post("/predict", json=body).status_code == 200  # schemes ignore case
 
 
 def test_grpc_inference_needs_the_token(strict: Server) -> None:

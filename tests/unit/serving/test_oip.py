@@ -16,6 +16,7 @@ from loopline.serving.schema import InputSchema
 from loopline.serving.served import ServedModel
 from loopline.spec import load_spec
 
+ROWS = 1000
 COLUMNS = {
     "origin": ("BYTES", ["EWR", "JFK"]),
     "carrier": ("BYTES", ["UA", "B6"]),
@@ -31,13 +32,13 @@ def tensors(binary: bool) -> list[oip.Tensor]:
     result = []
     for name, (datatype, values) in COLUMNS.items():
         if not binary:
-            result.append(oip.decode(name, datatype, [2], values, None))
+            result.append(oip.decode(name, datatype, [2], values, None, ROWS))
         elif datatype == "BYTES":
             raw = serialize_byte_tensor(np.array(values, dtype=object)).item()
-            result.append(oip.decode(name, datatype, [2, 1], None, raw))
+            result.append(oip.decode(name, datatype, [2, 1], None, raw, ROWS))
         else:
             raw = np.array(values, dtype=oip.NUMPY[datatype]).tobytes()
-            result.append(oip.decode(name, datatype, [2, 1], None, raw))
+            result.append(oip.decode(name, datatype, [2, 1], None, raw, ROWS))
     return result
 
 
@@ -51,8 +52,8 @@ def test_json_and_binary_tensors_give_the_same_rows(schema: InputSchema) -> None
 
 def test_optional_inputs_carry_the_id_and_time(schema: InputSchema) -> None:
     extra = [
-        oip.decode("flight_id", "BYTES", [2], ["a", "b"], None),
-        oip.decode("event_timestamp", "BYTES", [2], ["2013-08-31T20:00:00Z"] * 2, None),
+        oip.decode("flight_id", "BYTES", [2], ["a", "b"], None, ROWS),
+        oip.decode("event_timestamp", "BYTES", [2], ["2013-08-31T20:00:00Z"] * 2, None, ROWS),
     ]
     rows = oip.to_rows(schema, tensors(binary=False) + extra)
     assert [r.client_id for r in rows] == ["a", "b"]
@@ -60,18 +61,22 @@ def test_optional_inputs_carry_the_id_and_time(schema: InputSchema) -> None:
 
 
 def test_nested_json_data_is_flattened_row_major() -> None:
-    assert oip.decode("x", "INT64", [2, 2], [[1, 2], [3, 4]], None).values == [1, 2, 3, 4]
+    assert oip.decode("x", "INT64", [2, 1], [[1], [2]], None, ROWS).values == [1, 2]
+    assert oip.decode("x", "INT64", [2, 1], [1, 2], None, ROWS).values == [1, 2]
 
 
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
         (lambda t: t[:-1], "input 'distance' is required"),
-        (lambda t: [*t, oip.decode("colour", "BYTES", [2], ["r", "g"], None)], "unknown input"),
+        (
+            lambda t: [*t, oip.decode("colour", "BYTES", [2], ["r", "g"], None, ROWS)],
+            "unknown input",
+        ),
         (lambda t: [oip.Tensor("origin", "INT64", [2], [1, 2]), *t[1:]], "expected BYTES"),
         (lambda t: [*t[:-1], oip.Tensor("distance", "BYTES", [2], ["a", "b"])], "expected FP64"),
         (lambda t: [*t[:-1], oip.Tensor("distance", "FP64", [3], [1.0] * 3)], "3 rows"),
-        (lambda t: [*t[:-1], oip.Tensor("distance", "FP64", [1, 2], [1.0] * 2)], "shape"),
+        (lambda t: [*t, t[0]], "input 'origin' appears more than once"),
     ],
 )
 def test_malformed_requests_name_the_input(
@@ -86,9 +91,10 @@ def test_malformed_requests_name_the_input(
     ("datatype", "shape", "data", "raw", "message"),
     [
         ("INT64", [3], [1, 2], None, "needs 3 values, got 2"),
+        ("FP64", [1, 2], [1.0, 2.0], None, "expected \\[N\\] or \\[N, 1\\]"),
         ("FLOAT", [1], [1.0], None, "unknown datatype"),
-        ("INT64", [-1], [1], None, "invalid shape"),
-        ("FP64", [1], None, b"\x00" * 7, "not a whole number"),
+        ("INT64", [-1], [1], None, "expected \\[N\\] or \\[N, 1\\]"),
+        ("FP64", [1], None, b"\x00" * 7, "7 bytes of FP64, the shape needs 8"),
         ("BYTES", [1], None, struct.pack("<I", 9) + b"abc", "truncated"),
         ("BYTES", [1], None, struct.pack("<I", 1) + b"\xff", "not UTF-8"),
         ("INT64", [1], "7", None, "array"),
@@ -98,7 +104,7 @@ def test_malformed_tensors(
     datatype: str, shape: list[int], data: object, raw: bytes | None, message: str
 ) -> None:
     with pytest.raises(BadRequest, match=message):
-        oip.decode("x", datatype, shape, data, raw)
+        oip.decode("x", datatype, shape, data, raw, ROWS)
 
 
 def test_outputs_raw_form_is_what_tritonclient_reads() -> None:
