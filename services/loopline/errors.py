@@ -10,12 +10,15 @@ LooplineError
     ├── BadRequest             400   malformed input; the message names the field
     ├── Unauthorized           401   missing or wrong bearer token
     ├── NotFound               404   unknown model, version or route
+    ├── RequestTimeout         408   the body did not arrive within ``body_timeout_s``
     ├── PayloadTooLarge        413   body over ``max_body_bytes``, refused before parsing
-    ├── Overloaded             429   more requests in flight than ``max_concurrency``
-    └── Unavailable            503   not ready (warming up, draining), or the prediction log
+    ├── Overloaded             429   the admission queue is full (rows or time), or more
+    │                                requests in flight than ``max_concurrency``
+    └── Unavailable            503   not ready (warming up), or the prediction log
                                      cannot take the records (queue full, write failed)
 
-The predictor's REST paths answer ``{"error": message}`` with the status; gRPC aborts with the
+The predictor's REST paths answer ``{"error": message}`` with the status and the class's
+``headers`` (``Retry-After`` on 429 and 503, ``Connection: close`` on 408); gRPC aborts with the
 code.
 """
 
@@ -31,6 +34,7 @@ __all__ = [
     "PayloadTooLarge",
     "RegistryError",
     "RequestError",
+    "RequestTimeout",
     "SettingsError",
     "SpecError",
     "Unauthorized",
@@ -67,6 +71,8 @@ class RequestError(LooplineError):
 
     status = 500
     grpc_code = "INTERNAL"
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    """Response headers that go with the status (HTTP only)."""
 
     def __init_subclass__(cls, status: int, grpc_code: str, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -85,13 +91,26 @@ class NotFound(RequestError, status=404, grpc_code="NOT_FOUND"):
     """Unknown model, version or route."""
 
 
+class RequestTimeout(RequestError, status=408, grpc_code="DEADLINE_EXCEEDED"):
+    """The body did not arrive in time; the connection is closed after the answer."""
+
+    headers = ((b"connection", b"close"),)
+
+
 class PayloadTooLarge(RequestError, status=413, grpc_code="RESOURCE_EXHAUSTED"):
     """A body over ``max_body_bytes``, refused before it is parsed."""
 
 
+RETRY_AFTER = ((b"retry-after", b"1"),)
+
+
 class Overloaded(RequestError, status=429, grpc_code="RESOURCE_EXHAUSTED"):
-    """More requests in flight than ``max_concurrency``."""
+    """Refused by admission: the queue is full in rows or in time, or ``max_concurrency``."""
+
+    headers = RETRY_AFTER
 
 
 class Unavailable(RequestError, status=503, grpc_code="UNAVAILABLE"):
-    """Not ready (warming up, draining), or the prediction log cannot take the records."""
+    """Not ready (warming up), or the prediction log cannot take the records."""
+
+    headers = RETRY_AFTER

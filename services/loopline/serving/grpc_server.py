@@ -203,8 +203,7 @@ class InferenceServicer:
         return self._call("grpc_infer", context, True, answer)
 
     async def _predict(self, rows: list[Row]) -> list[Prediction]:
-        async with self.runtime.admitted():
-            return await self.runtime.predict(rows, "grpc_infer")
+        return await self.runtime.serve(rows, "grpc_infer")
 
     def _call(self, endpoint: str, context: Any, protected: bool, answer: Callable[[], T]) -> T:
         started = time.perf_counter()

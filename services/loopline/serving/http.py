@@ -2,13 +2,19 @@
 
 It sits in front of the BentoML app (see ``service``) and answers its routes without Starlette
 request objects, routing tables or BentoML's middleware; any other path goes on to BentoML.
-Every inference route checks, in this order: bearer token (401), admission (503 not ready, 429
-over ``max_concurrency``, 503 log queue full), body size from ``Content-Length`` before reading
-and again while reading (413), then parses (400 naming the field). Errors are ``{"error": ...}``.
+Every inference route checks, in this order: bearer token (401), body size from
+``Content-Length`` before reading and again while reading (413), the body arriving within
+``body_timeout_s`` (408, and the connection is closed), a first admission check once the body is
+in (503 not ready or log queue full, 429 queue full), then parses (400 naming the field) and is
+admitted with its row count (``Runtime.serve``). So a slow client holds no admission slot while
+its body trickles in. Errors are ``{"error": ...}``, with ``Retry-After`` on 429 and 503. While
+the worker drains (after SIGTERM) every answer carries ``Connection: close``, so clients move
+their next request to a new connection (another replica, once the endpoint is removed).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -21,6 +27,7 @@ from loopline.errors import (
     NotFound,
     PayloadTooLarge,
     RequestError,
+    RequestTimeout,
 )
 from loopline.serving import oip, oip_rest
 from loopline.serving.core import Prediction
@@ -34,6 +41,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 JSON = b"application/json"
+CLOSE = (b"connection", b"close")
 MAX_BATCH_ROWS = 1000
 _MODEL_ROUTE = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?")
 
@@ -67,6 +75,7 @@ class PredictorApp:
         self.runtime = runtime
         self._endpoints = endpoints
         self._limit = runtime.settings.max_body_bytes
+        self._body_timeout_s = runtime.settings.body_timeout_s
         self._version = runtime.served.version
         self._fixed: dict[str, tuple[str, Callable[..., Awaitable[_Reply]]]] = {
             "/predict": ("predict", self._predict),
@@ -92,7 +101,7 @@ class PredictorApp:
                 self._endpoints.token.check(_header(scope, b"authorization"))
             reply = await handler(scope, receive, *arguments)
         except RequestError as error:
-            reply = _json({"error": str(error)}, error.status)
+            reply = _Reply(error.status, orjson.dumps({"error": str(error)}), JSON, error.headers)
         except Exception:
             logger.exception("%s failed", path)
             reply = _json({"error": "internal error"}, 500)
@@ -101,6 +110,8 @@ class PredictorApp:
             (b"content-length", b"%d" % len(reply.body)),
             *reply.headers,
         ]
+        if self.runtime.draining:
+            headers.append(CLOSE)
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
         seconds = time.perf_counter() - started
@@ -120,6 +131,7 @@ class PredictorApp:
         return "v2_metadata", self._model_metadata, (name, version)
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole body within ``body_timeout_s`` (408), then a first admission check."""
         if scope["method"] != "POST":
             raise NotFound(f"{scope['method']} {scope['path']}: use POST")
         length = _header(scope, b"content-length")
@@ -127,6 +139,17 @@ class PredictorApp:
             raise PayloadTooLarge(
                 f"body of {int(length)} bytes is over the {self._limit}-byte limit"
             )
+        try:
+            async with asyncio.timeout(self._body_timeout_s):
+                body = await self._read(receive)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the body did not arrive within {self._body_timeout_s:g} s"
+            ) from None
+        self.runtime.check_admission()
+        return body
+
+    async def _read(self, receive: Receive) -> bytes:
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -139,21 +162,15 @@ class PredictorApp:
                 return b"".join(chunks)
 
     async def _predict(self, scope: Scope, receive: Receive) -> _Reply:
-        async with self.runtime.admitted():
-            row = self.runtime.schema.parse_object(
-                oip_rest.parse_json(await self._body(scope, receive))
-            )
-            (prediction,) = await self.runtime.predict([row], "predict")
+        body = await self._body(scope, receive)
+        row = self.runtime.schema.parse_object(oip_rest.parse_json(body))
+        (prediction,) = await self.runtime.serve([row], "predict")
         return _Reply(200, orjson.dumps(self._native(prediction)))
 
     async def _predict_batch(self, scope: Scope, receive: Receive) -> _Reply:
-        async with self.runtime.admitted():
-            rows = parse_objects(
-                self.runtime.schema,
-                oip_rest.parse_json(await self._body(scope, receive)),
-                MAX_BATCH_ROWS,
-            )
-            predictions = await self.runtime.predict(rows, "predict_batch")
+        body = await self._body(scope, receive)
+        rows = parse_objects(self.runtime.schema, oip_rest.parse_json(body), MAX_BATCH_ROWS)
+        predictions = await self.runtime.serve(rows, "predict_batch")
         return _Reply(200, orjson.dumps([self._native(p) for p in predictions]))
 
     def _native(self, prediction: Prediction) -> dict[str, Any]:
@@ -171,13 +188,12 @@ class PredictorApp:
         self, scope: Scope, receive: Receive, name: str, version: str | None
     ) -> _Reply:
         self.runtime.check_model(name, version)
-        async with self.runtime.admitted():
-            body = await self._body(scope, receive)
-            header = _header(scope, b"inference-header-content-length")
-            request = oip_rest.InferRequest.parse(body, header)
-            predictions = await self.runtime.predict(
-                oip.to_rows(self.runtime.schema, request.tensors), "v2_infer"
-            )
+        body = await self._body(scope, receive)
+        header = _header(scope, b"inference-header-content-length")
+        request = oip_rest.InferRequest.parse(body, header)
+        predictions = await self.runtime.serve(
+            oip.to_rows(self.runtime.schema, request.tensors), "v2_infer"
+        )
         tensors = oip.outputs(self.runtime.views, predictions)
         body, binary_header = request.respond(self.runtime.served.name, self._version, tensors)
         if binary_header is None:
