@@ -12,7 +12,7 @@ TOOLS := .tools
 TOOLS_STAMP := $(TOOLS)/.installed
 K8S_OUT := build/k8s
 
-.PHONY: help install check format test test-unit test-integration test-reliability test-model demo data features train serve bench clean \
+.PHONY: help install check format test test-unit test-integration test-reliability test-model demo data features train serve bench bench-overload soak clean \
 	tools kube-base kube-render kube-check
 
 help: ## List the targets
@@ -75,6 +75,12 @@ serve: install ## Serve the champion (after make demo): HTTP on 3000, gRPC on 80
 bench: install ## Serving benchmark vs bare Starlette and gRPC (after make demo); writes bench/results/
 	scripts/install-system-deps.sh wrk
 	$(BIN)/python bench/serving.py
+
+bench-overload: install ## Overload benchmark: capacity, refusal cost, goodput at 150 % and 300 % (after make demo); writes bench/results/
+	$(BIN)/python bench/overload.py
+
+soak: install ## 10 minutes at 50 % of capacity: RSS growth < 10 %, p99 drift < 20 % (after make demo; not in CI)
+	$(BIN)/python bench/soak.py
 
 clean: ## Remove prepared data, the local registry and caches (keeps .venv)
 	rm -rf .loopline feature_repo/data .pytest_cache .mypy_cache .ruff_cache

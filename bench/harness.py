@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +88,49 @@ def tensor(name: str, value: object) -> dict[str, Any]:
         "BYTES" if isinstance(value, str) else "FP64" if isinstance(value, float) else "INT64"
     )
     return {"name": name, "datatype": datatype, "shape": [1], "data": [value]}
+
+
+def check_demo(*tools: str) -> None:
+    """Exit with a message unless the demo has run and ``tools`` are on PATH."""
+    for tool in ("redis-server", "taskset", *tools):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is required (apt-get install -y wrk redis-server util-linux)")
+    if not (ROOT / "feature_repo" / "data" / "manifest.json").exists():
+        sys.exit("run `make demo` first: the benchmark serves the demo's model and features")
+
+
+def setup_features(work: Path, redis_url: str) -> Path:
+    """A copy of the demo's feature repo with its history materialized into Redis."""
+    repo = work / "feature_repo"
+    shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("*.db"))
+    env = {**os.environ, "LOOPLINE_FEATURE_REPO": str(repo), "LOOPLINE_REDIS_URL": redis_url}
+    for verb in ("apply", "materialize"):
+        subprocess.run([str(BIN / "loopline"), "features", verb], env=env, cwd=ROOT, check=True)
+    return repo
+
+
+@contextlib.contextmanager
+def demo_predictor(work: Path, redis_cpus: str) -> Iterator[dict[str, str]]:
+    """A redis-server (pinned to ``redis_cpus``) holding the demo's features, the champion
+    exported under ``work``: yields the ``loopline serve`` environment that serves them."""
+    redis_port = free_port()
+    redis_command = ["redis-server", "--port", str(redis_port), "--save", ""]
+    redis_command += ["--appendonly", "no", "--bind", "127.0.0.1", "--dir", str(work)]
+    redis = subprocess.Popen(pinned(redis_cpus, *redis_command), stdout=subprocess.DEVNULL)
+    try:
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        time.sleep(0.5)
+        repo = setup_features(work, redis_url)
+        model = work / "model"
+        export = [str(BIN / "loopline"), "models", "export", "flight-delay", str(model)]
+        subprocess.run(export, cwd=ROOT, check=True)
+        yield {
+            **{k: v for k, v in os.environ.items() if not k.startswith("LOOPLINE_")},
+            "LOOPLINE_FEATURE_REPO": str(repo),
+            "LOOPLINE_REDIS_URL": redis_url,
+            "LOOPLINE_MODEL_PATH": str(model),
+            "LOOPLINE_HOME": str(work / "home"),
+            "LOOPLINE_HOST": "127.0.0.1",
+        }
+    finally:
+        stop(redis)

@@ -5,9 +5,12 @@ that finds every connection busy waits for one, and that wait counts in its late
 stalled server is charged for every request it delayed (no coordinated omission). Closed loop
 (``--concurrency``): that many requests always in flight; this measures maximum throughput.
 
-Prints one JSON object: requests, errors, achieved rate, latency percentiles (ms), and how far
-the generator itself fell behind its schedule (``lag_p99_ms``: if that is large, the numbers
-measure the generator, not the server).
+Prints one JSON object: requests, errors (anything but 200, and connections cut), achieved
+rate, latency percentiles (ms), and how far the generator itself fell behind its schedule
+(``lag_p99_ms``: if that is large, the numbers measure the generator, not the server). HTTP also
+reports the count per status, the 200s' and the refusals' (429, 503) latency on the wire (from
+the request's write to its answer: ``ok_*``, ``refused_*``), refusals without ``Retry-After``, and
+the requests still unanswered ``--timeout`` seconds after the run (``unanswered``).
 
     python bench/load.py http --url http://127.0.0.1:3000/predict --body body.json --rate 500
     python bench/load.py grpc --target 127.0.0.1:8081 --body oip.json --concurrency 32
@@ -32,13 +35,18 @@ except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
     uvloop = None
 
 
+REFUSED = (429, 503)
+
+
 class HttpConnection(asyncio.Protocol):
-    """One keep-alive connection; responses are framed by Content-Length."""
+    """One keep-alive connection; responses are framed by Content-Length. ``request`` returns
+    the status and whether the answer had ``Retry-After``."""
 
     def __init__(self) -> None:
         self.transport: Any = None  # uvloop's transports are not asyncio.Transport instances
         self.buffer = b""
-        self.waiter: asyncio.Future[int] | None = None
+        self.waiter: asyncio.Future[tuple[int, bool]] | None = None
+        self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -55,13 +63,15 @@ class HttpConnection(asyncio.Protocol):
             status = int(self.buffer[9:12])
             self.buffer = self.buffer[end + 4 + length :]
             waiter, self.waiter = self.waiter, None
-            waiter.set_result(status)
+            self.closed = self.closed or b"\r\nconnection: close" in head
+            waiter.set_result((status, b"\r\nretry-after:" in head))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(exc or ConnectionError("closed"))
 
-    async def request(self, payload: bytes) -> int:
+    async def request(self, payload: bytes) -> tuple[int, bool]:
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(payload)
         return await self.waiter
@@ -80,30 +90,77 @@ def http_payload(url: str, body: bytes | None) -> tuple[str, int, bytes]:
     return *address, head.encode() + body
 
 
-async def http_caller(args: argparse.Namespace, body: bytes | None, count: int) -> Any:
+class Outcomes:
+    """What each HTTP request ended as: its status (0: the connection was cut) and its
+    latency on the wire."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.statuses: collections.Counter[int] = collections.Counter()
+        self.wire: dict[str, list[float]] = {"ok": [], "refused": []}
+        self.no_retry_after = 0
+
+    def add(self, status: int, retry_after: bool, seconds: float) -> None:
+        self.statuses[status] += 1
+        if status == 200:
+            self.wire["ok"].append(seconds)
+        elif status in REFUSED:
+            self.wire["refused"].append(seconds)
+            self.no_retry_after += not retry_after
+
+    def summary(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "refused_without_retry_after": self.no_retry_after,
+        }
+        for name, values in self.wire.items():
+            ms = np.array(values or [0.0]) * 1000
+            for q in (50, 99):
+                result[f"{name}_p{q}_ms"] = round(float(np.percentile(ms, q)), 3)
+            result[f"{name}_max_ms"] = round(float(ms.max()), 3)
+        return result
+
+
+async def http_caller(
+    args: argparse.Namespace, body: bytes | None, count: int, outcomes: Outcomes
+) -> Any:
     host, port, payload = http_payload(args.url, body)
     loop = asyncio.get_running_loop()
-    idle: collections.deque[HttpConnection] = collections.deque()
-    for _ in range(count):
+
+    async def connect() -> HttpConnection:
         _, connection = await loop.create_connection(HttpConnection, host, port)
-        idle.append(connection)
+        return connection
+
+    idle = collections.deque([await connect() for _ in range(count)])
     available = asyncio.Condition()
 
     async def call() -> bool:
         async with available:
             await available.wait_for(lambda: bool(idle))
             connection = idle.popleft()
+        started = time.perf_counter()
+        status, retry_after = 0, False  # 0: refused at connect, or cut
         try:
-            return await connection.request(payload) == 200
+            if connection.closed:  # the server closed it (Connection: close, a timeout)
+                connection = await connect()
+            status, retry_after = await connection.request(payload)
+        except OSError:
+            connection.closed = True
         finally:
             async with available:
                 idle.append(connection)
                 available.notify()
+        outcomes.add(status, retry_after, time.perf_counter() - started)
+        return status == 200
 
     return call
 
 
-async def grpc_caller(args: argparse.Namespace, body: bytes | None, count: int) -> Any:
+async def grpc_caller(
+    args: argparse.Namespace, body: bytes | None, count: int, outcomes: Outcomes
+) -> Any:
     import grpc
 
     from loopline.serving.grpc_server import CONTENTS, pb
@@ -147,9 +204,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     body = Path(args.body).read_bytes() if args.body else None
     connections = args.concurrency or args.connections
     make = http_caller if args.protocol == "http" else grpc_caller
-    call = await make(args, body, connections)
+    outcomes = Outcomes()
+    call = await make(args, body, connections, outcomes)
     for _ in range(args.warmup):
         await call()
+    outcomes.reset()
     latencies: list[float] = []
     lags: list[float] = []
     errors = 0
@@ -167,6 +226,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     started = time.perf_counter()
     deadline = started + args.duration
+    tasks: set[asyncio.Future[None]] = set()
     if args.concurrency:
 
         async def worker() -> None:
@@ -175,7 +235,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
     else:
-        interval, sent, tasks = 1.0 / args.rate, 0, set()
+        interval, sent = 1.0 / args.rate, 0
         while (now := time.perf_counter()) < deadline:
             while started + sent * interval <= now:
                 task = asyncio.ensure_future(one(started + sent * interval))
@@ -183,10 +243,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 task.add_done_callback(tasks.discard)
                 sent += 1
             await asyncio.sleep(max(0.0, started + sent * interval - time.perf_counter()))
-        await asyncio.gather(*tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=args.timeout)
     elapsed = time.perf_counter() - started
-    ms = np.array(latencies) * 1000
+    ms = np.array(latencies or [0.0]) * 1000
     return {
+        **(outcomes.summary() if args.protocol == "http" else {}),
+        "unanswered": len(tasks),
         "requests": len(latencies),
         "errors": errors,
         "rate": round(len(latencies) / elapsed, 1),
@@ -210,6 +273,7 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=4, help="gRPC channels")
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--timeout", type=float, default=30.0, help="open loop: wait at the end")
     args = parser.parse_args()
     if (args.rate is None) == (args.concurrency is None):
         parser.error("give exactly one of --rate and --concurrency")

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,21 +32,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import BIN, ROOT, free_port, load, pinned, post_script, stop, tensor, wait_http, wrk
+from harness import (
+    BIN,
+    ROOT,
+    check_demo,
+    demo_predictor,
+    free_port,
+    load,
+    pinned,
+    post_script,
+    stop,
+    tensor,
+    wait_http,
+    wrk,
+)
 
 from loopline.spec import load_spec
 
 REQUEST = {**load_spec("flight-delay").example_request, "event_timestamp": "2013-08-31T23:50:00Z"}
-
-
-def setup_features(work: Path, redis_url: str) -> Path:
-    """A copy of the demo's feature repo with its history materialized into Redis."""
-    repo = work / "feature_repo"
-    shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("*.db"))
-    env = {**os.environ, "LOOPLINE_FEATURE_REPO": str(repo), "LOOPLINE_REDIS_URL": redis_url}
-    for verb in ("apply", "materialize"):
-        subprocess.run([str(BIN / "loopline"), "features", verb], env=env, cwd=ROOT, check=True)
-    return repo
 
 
 def main() -> None:
@@ -62,11 +64,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
-    for tool in ("wrk", "redis-server", "taskset"):
-        if shutil.which(tool) is None:
-            sys.exit(f"{tool} is required (apt-get install -y wrk redis-server util-linux)")
-    if not (ROOT / "feature_repo" / "data" / "manifest.json").exists():
-        sys.exit("run `make demo` first: the benchmark serves the demo's model and features")
+    check_demo("wrk")
     results: dict[str, Any] = {"started": datetime.now(UTC).isoformat()}
     args.redis_cpus = args.redis_cpus or args.server_cpus
     results["args"] = {k: str(v) for k, v in vars(args).items()}
@@ -74,34 +72,14 @@ def main() -> None:
     duration = str(args.duration)
     with tempfile.TemporaryDirectory(prefix="loopline-bench-") as scratch:
         work = Path(scratch)
-        redis_port = free_port()
-        redis_command = ["redis-server", "--port", str(redis_port), "--save", ""]
-        redis_command += ["--appendonly", "no", "--bind", "127.0.0.1", "--dir", str(work)]
-        redis = subprocess.Popen(pinned(args.redis_cpus, *redis_command), stdout=subprocess.DEVNULL)
-        try:
-            redis_url = f"redis://127.0.0.1:{redis_port}/0"
-            time.sleep(0.5)
-            repo = setup_features(work, redis_url)
-            model = work / "model"
-            export = [str(BIN / "loopline"), "models", "export", "flight-delay", str(model)]
-            subprocess.run(export, cwd=ROOT, check=True)
+        with demo_predictor(work, args.redis_cpus) as env:
             native = json.dumps(REQUEST).encode()
             oip = json.dumps({"inputs": [tensor(k, v) for k, v in REQUEST.items()]}).encode()
             (work / "native.json").write_bytes(native)
             (work / "oip.json").write_bytes(oip)
             results["bare"] = bare(args, work, duration)
             results["bare_grpc"] = bare_grpc(args, work, duration)
-            env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith("LOOPLINE_")},
-                "LOOPLINE_FEATURE_REPO": str(repo),
-                "LOOPLINE_REDIS_URL": redis_url,
-                "LOOPLINE_MODEL_PATH": str(model),
-                "LOOPLINE_HOME": str(work / "home"),
-                "LOOPLINE_HOST": "127.0.0.1",
-            }
             results["predictor"] = predictor(args, work, env, native, oip, duration)
-        finally:
-            stop(redis)
     report(results, args.out)
 
 

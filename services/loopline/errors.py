@@ -11,16 +11,19 @@ LooplineError
     ├── Unauthorized           401   missing or wrong bearer token
     ├── NotFound               404   unknown model, version or route
     ├── MethodNotAllowed       405   a method the route does not answer (with ``Allow``)
+    ├── RequestTimeout         408   the body did not arrive within ``body_timeout_s``
     ├── PayloadTooLarge        413   body over ``max_body_bytes``, refused before parsing
     ├── UnsupportedMediaType   415   a body that is not JSON on a JSON route
-    ├── Overloaded             429   more requests in flight than ``max_concurrency``
-    └── Unavailable            503   not ready (warming up, draining), or the prediction log
+    ├── Overloaded             429   the admission queue is full (rows or time), or more
+    │                                requests in flight than ``max_concurrency``
+    └── Unavailable            503   not ready (warming up), or the prediction log
                                      cannot take the records (queue full, write failed)
 
-The predictor's REST paths answer ``{"error": message}`` with the status; gRPC aborts with the
-code. A message names the field at fault and never carries a whole bad value: ``brief`` shortens
-what it echoes, and ``bounded`` caps the message itself (an error body stays under 1 KiB, and a
-gRPC status within the metadata limit).
+The predictor's REST paths answer ``{"error": message}`` with the status and the class's
+``headers`` (``Retry-After`` on 429 and 503, ``Connection: close`` on 408, ``Allow`` on 405);
+gRPC aborts with the code. A message names the field at fault and never carries a whole bad
+value: ``brief`` shortens what it echoes, and ``bounded`` caps the message itself (an error body
+stays under 1 KiB, and a gRPC status within the metadata limit).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ __all__ = [
     "PayloadTooLarge",
     "RegistryError",
     "RequestError",
+    "RequestTimeout",
     "SettingsError",
     "SpecError",
     "Unauthorized",
@@ -81,6 +85,8 @@ class RequestError(LooplineError):
 
     status = 500
     grpc_code = "INTERNAL"
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+    """Response headers that go with the status (HTTP only)."""
 
     def __init_subclass__(cls, status: int, grpc_code: str, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -105,6 +111,13 @@ class MethodNotAllowed(RequestError, status=405, grpc_code="UNIMPLEMENTED"):
     def __init__(self, message: str, allow: str) -> None:
         super().__init__(message)
         self.allow = allow
+        self.headers = ((b"allow", allow.encode()),)
+
+
+class RequestTimeout(RequestError, status=408, grpc_code="DEADLINE_EXCEEDED"):
+    """The body did not arrive in time; the connection is closed after the answer."""
+
+    headers = ((b"connection", b"close"),)
 
 
 class PayloadTooLarge(RequestError, status=413, grpc_code="RESOURCE_EXHAUSTED"):
@@ -115,12 +128,19 @@ class UnsupportedMediaType(RequestError, status=415, grpc_code="INVALID_ARGUMENT
     """A request body whose ``Content-Type`` is not JSON on a JSON route."""
 
 
+RETRY_AFTER = ((b"retry-after", b"1"),)
+
+
 class Overloaded(RequestError, status=429, grpc_code="RESOURCE_EXHAUSTED"):
-    """More requests in flight than ``max_concurrency``."""
+    """Refused by admission: the queue is full in rows or in time, or ``max_concurrency``."""
+
+    headers = RETRY_AFTER
 
 
 class Unavailable(RequestError, status=503, grpc_code="UNAVAILABLE"):
-    """Not ready (warming up, draining), or the prediction log cannot take the records."""
+    """Not ready (warming up), or the prediction log cannot take the records."""
+
+    headers = RETRY_AFTER
 
 
 def brief(value: object) -> str:

@@ -134,6 +134,32 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=20.0, ge=0)
     """On SIGTERM: time for in-flight requests to finish and the log to drain."""
 
+    # Overload, slow clients and shutdown (docs/serving.md, "Overload and shutdown"): the
+    # defaults come from the capacity measured by bench/overload.py.
+
+    shutdown_drain_s: float = Field(default=5.0, ge=0)
+    """On SIGTERM: readiness turns 503 at once and requests are still served this long, so load
+    balancers can remove the endpoint; then HTTP and gRPC stop accepting and drain."""
+
+    max_queued_rows: int = Field(default=128, ge=1)
+    """Rows admitted and not yet answered, per worker, above which requests are refused at once
+    with 429 and ``Retry-After`` (a request larger than this is admitted only alone)."""
+
+    queue_deadline_ms: float = Field(default=100.0, gt=0)
+    """Requests are refused at once with 429 while the oldest admitted request has waited
+    longer than this (plus twice ``batch_wait_ms``): the queue is not moving."""
+
+    body_timeout_s: float = Field(default=10.0, gt=0)
+    """A request body not fully received this long after its headers gets 408 and its
+    connection is closed; admission only counts a request once its body is in."""
+
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """A connection whose request headers are not complete this long after it opened (or after
+    the request began) is closed."""
+
+    keep_alive_timeout_s: int = Field(default=5, ge=1)
+    """An idle kept-alive HTTP connection is closed after this long."""
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         for name in ("redis_url", "prediction_log_redis_url"):

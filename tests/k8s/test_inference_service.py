@@ -141,3 +141,22 @@ def test_metrics_files_are_in_memory(
     resized = kube.helm_template(sets=["predictor.metricsDirSizeLimit=256Mi"], skip_tests=True)
     isvc = next(d for d in resized if d["kind"] == "InferenceService")
     assert _metrics_dir(isvc)[2]["emptyDir"] == {"medium": "Memory", "sizeLimit": "256Mi"}
+
+
+def test_a_stopping_predictor_drains_within_its_grace_period(
+    renders: dict[str, list[kube.Doc]],
+) -> None:
+    """Standard mode: a preStop sleep while the endpoint goes, then SIGTERM (readiness 503,
+    serving drainSeconds more, then graceSeconds to finish); the grace period covers all three.
+    Knative forbids lifecycle hooks (its queue-proxy drains)."""
+    isvc = next(d for d in renders["default"] if d["kind"] == "InferenceService")
+    predictor = isvc["spec"]["predictor"]
+    model = predictor["model"]
+    assert model["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "5"]}}}
+    env = _env(model)
+    assert (env["LOOPLINE_SHUTDOWN_DRAIN_S"], env["LOOPLINE_SHUTDOWN_GRACE_S"]) == ("5", "20")
+    assert predictor["terminationGracePeriodSeconds"] >= 5 + 5 + 20
+    knative = next(d for d in renders["knative-kpa"] if d["kind"] == "InferenceService")
+    assert "lifecycle" not in knative["spec"]["predictor"]["model"]
+    with pytest.raises(AssertionError, match="terminationGracePeriodSeconds must be at least 30"):
+        kube.helm_template(sets=["predictor.terminationGracePeriodSeconds=29"])

@@ -310,6 +310,11 @@ data/ (Feast registry and offline sources) linked to the PVC.
 {{- fail (printf "models[%s].canaryTrafficPercent needs kserve.deploymentMode=Knative (canaries are Knative revisions)" .name) -}}
 {{- end -}}
 {{- end -}}
+{{- $stop := .Values.predictor.shutdown -}}
+{{- $needed := add $stop.drainSeconds $stop.graceSeconds (ternary $stop.preStopSeconds 0 (eq $mode "Standard")) -}}
+{{- if lt (int .Values.predictor.terminationGracePeriodSeconds) (int $needed) -}}
+{{- fail (printf "predictor.terminationGracePeriodSeconds must be at least %d: the preStop sleep (Standard mode), drainSeconds and graceSeconds" (int $needed)) -}}
+{{- end -}}
 {{- if and (eq .Values.modelStorage.type "s3") (or (not .Values.modelStorage.s3.bucket) (not .Values.modelStorage.s3.existingSecret)) -}}
 {{- fail "modelStorage.type=s3 needs modelStorage.s3.bucket and modelStorage.s3.existingSecret" -}}
 {{- end -}}

@@ -22,6 +22,9 @@ from loopline.predictions.writer import SUFFIX, LogCounters, PredictionLog, Segm
 
 logger = logging.getLogger(__name__)
 CHUNK = 500
+READ_BYTES = 1 << 20
+"""A segment is read this much at a time (more for a longer line): while Redis is down a
+backlog of any size costs one read's memory per retry, not the backlog's."""
 SCAN_EVERY_S = 5.0
 
 
@@ -95,12 +98,11 @@ class RedisShipper:
         if offset is None:
             offset = int(checkpoint.read_text()) if checkpoint.exists() else 0
         size = segment.size
-        if size > offset:
-            with segment.path.open("rb") as handle:
-                handle.seek(offset)
-                data = handle.read(size - offset)
-            complete = data[: data.rfind(b"\n") + 1]  # a torn last line is never shipped
-            lines = complete.splitlines()
+        while offset < size:
+            lines = _complete_lines(segment.path, offset, size)
+            if not lines:  # a torn last line: nothing more will ever complete it
+                size = offset
+                break
             for start in range(0, len(lines), CHUNK):
                 chunk = lines[start : start + CHUNK]
                 with self._client.pipeline(transaction=False) as pipe:
@@ -114,8 +116,6 @@ class RedisShipper:
                     log.made_durable(len(chunk))
                 else:
                     self._counters.log_durable(self.name, len(chunk))
-            if complete != data:
-                size = offset  # nothing more will ever complete that line
         if segment.retired and offset >= size:
             self._offsets.pop(segment.path, None)
             checkpoint.unlink(missing_ok=True)
@@ -123,3 +123,17 @@ class RedisShipper:
                 log.finished(segment, delete=True)
             else:
                 segment.release(delete=True)
+
+
+def _complete_lines(path: Path, offset: int, size: int) -> list[bytes]:
+    """The whole lines from ``offset`` (to ``size``), about ``READ_BYTES`` of them and at least
+    one however long; none when what is left is a torn line."""
+    want = READ_BYTES
+    with path.open("rb") as handle:
+        while True:
+            handle.seek(offset)
+            data = handle.read(min(size - offset, want))
+            end = data.rfind(b"\n") + 1
+            if end or offset + len(data) >= size:
+                return data[:end].splitlines()
+            want *= 2

@@ -221,8 +221,7 @@ class InferenceServicer:
         return self._call("grpc_infer", context, True, answer, request)
 
     async def _predict(self, rows: list[Row]) -> list[Prediction]:
-        async with self.runtime.admitted():
-            return await self.runtime.predict(rows, "grpc_infer")
+        return await self.runtime.serve(rows, "grpc_infer")
 
     def _call(
         self,

@@ -6,14 +6,19 @@ request objects, routing tables or BentoML's middleware; only BentoML's own path
 match the raw path (``%2f`` is not a separator; path segments are decoded after matching).
 Every inference route checks, in this order: bearer token (401), model name and version (404),
 method (405 with ``Allow``), ``Content-Type`` (415 unless JSON, or binary with
-``Inference-Header-Content-Length``), admission (503 not ready, 429 over ``max_concurrency``,
-503 log queue full), body size from ``Content-Length`` before reading and again while reading
-(413), then parses (400 naming the field). Errors are ``{"error": ...}``, under 1 KiB
-(``errors.bounded``).
+``Inference-Header-Content-Length``), body size from ``Content-Length`` before reading and again
+while reading (413), the body arriving within ``body_timeout_s`` (408, and the connection is
+closed), a first admission check once the body is in (503 not ready or log queue full, 429 queue
+full), then parses (400 naming the field) and is admitted with its row count
+(``Runtime.serve``). So a slow client holds no admission slot while its body trickles in. Errors
+are ``{"error": ...}``, under 1 KiB (``errors.bounded``), with ``Retry-After`` on 429 and 503.
+While the worker drains (after SIGTERM) every answer carries ``Connection: close``, so clients
+move their next request to a new connection (another replica, once the endpoint is removed).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -28,6 +33,7 @@ from loopline.errors import (
     NotFound,
     PayloadTooLarge,
     RequestError,
+    RequestTimeout,
     UnsupportedMediaType,
     bounded,
     clip,
@@ -44,6 +50,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 JSON = b"application/json"
+CLOSE = (b"connection", b"close")
 _MODEL_ROUTE = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?")
 _POST_ROUTES = frozenset({"predict", "predict_batch", "v2_infer"})
 _BENTOML_PATHS = frozenset({"/", "/livez", "/healthz", "/readyz", "/schema.json", "/docs.json"})
@@ -80,6 +87,7 @@ class PredictorApp:
         self.runtime = runtime
         self._endpoints = endpoints
         self._limit = runtime.settings.max_body_bytes
+        self._body_timeout_s = runtime.settings.body_timeout_s
         self._version = runtime.served.version
         self._fixed: dict[str, tuple[str, Callable[..., Awaitable[_Reply]]]] = {
             "/predict": ("predict", self._predict),
@@ -113,9 +121,8 @@ class PredictorApp:
                 self._check_method(scope["method"], endpoint)
             reply = await handler(scope, receive, *arguments)
         except RequestError as error:
-            reply = _json({"error": bounded(str(error))}, error.status)
-            if isinstance(error, MethodNotAllowed):
-                reply.headers = ((b"allow", error.allow.encode()),)
+            body = orjson.dumps({"error": bounded(str(error))})
+            reply = _Reply(error.status, body, JSON, error.headers)
         except Exception:
             logger.exception("%s failed", clip(path))
             reply = _json({"error": "internal error"}, 500)
@@ -124,6 +131,8 @@ class PredictorApp:
             (b"content-length", b"%d" % len(reply.body)),
             *reply.headers,
         ]
+        if self.runtime.draining:
+            headers.append(CLOSE)
         body = b"" if scope["method"] == "HEAD" else reply.body
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -168,6 +177,7 @@ class PredictorApp:
         )
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole body within ``body_timeout_s`` (408), then a first admission check."""
         if scope["method"] != "POST":
             raise NotFound(f"{scope['method']} {scope['path']}: use POST")
         length = _header(scope, b"content-length")
@@ -175,6 +185,17 @@ class PredictorApp:
             raise PayloadTooLarge(
                 f"body of {int(length)} bytes is over the {self._limit}-byte limit"
             )
+        try:
+            async with asyncio.timeout(self._body_timeout_s):
+                body = await self._read(receive)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"the body did not arrive within {self._body_timeout_s:g} s"
+            ) from None
+        self.runtime.check_admission()
+        return body
+
+    async def _read(self, receive: Receive) -> bytes:
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -188,18 +209,16 @@ class PredictorApp:
 
     async def _predict(self, scope: Scope, receive: Receive) -> _Reply:
         self._check_media(scope)
-        async with self.runtime.admitted():
-            row = self.runtime.schema.parse_object(jsonbody.loads(await self._body(scope, receive)))
-            (prediction,) = await self.runtime.predict([row], "predict")
+        body = await self._body(scope, receive)
+        row = self.runtime.schema.parse_object(jsonbody.loads(body))
+        (prediction,) = await self.runtime.serve([row], "predict")
         return _Reply(200, orjson.dumps(self._native(prediction)))
 
     async def _predict_batch(self, scope: Scope, receive: Receive) -> _Reply:
         self._check_media(scope)
-        async with self.runtime.admitted():
-            rows = parse_objects(
-                self.runtime.schema, jsonbody.loads(await self._body(scope, receive))
-            )
-            predictions = await self.runtime.predict(rows, "predict_batch")
+        body = await self._body(scope, receive)
+        rows = parse_objects(self.runtime.schema, jsonbody.loads(body))
+        predictions = await self.runtime.serve(rows, "predict_batch")
         return _Reply(200, orjson.dumps([self._native(p) for p in predictions]))
 
     def _native(self, prediction: Prediction) -> dict[str, Any]:
@@ -217,15 +236,14 @@ class PredictorApp:
         self, scope: Scope, receive: Receive, name: str, version: str | None
     ) -> _Reply:
         self._check_media(scope, binary=True)
-        async with self.runtime.admitted():
-            body = await self._body(scope, receive)
-            header = _header(scope, b"inference-header-content-length")
-            request = oip_rest.InferRequest.parse(
-                body, header, self.runtime.schema.limits, self.runtime.views
-            )
-            predictions = await self.runtime.predict(
-                oip.to_rows(self.runtime.schema, request.tensors), "v2_infer"
-            )
+        body = await self._body(scope, receive)
+        header = _header(scope, b"inference-header-content-length")
+        request = oip_rest.InferRequest.parse(
+            body, header, self.runtime.schema.limits, self.runtime.views
+        )
+        predictions = await self.runtime.serve(
+            oip.to_rows(self.runtime.schema, request.tensors), "v2_infer"
+        )
         tensors = oip.outputs(self.runtime.views, predictions)
         body, binary_header = request.respond(self.runtime.served.name, self._version, tensors)
         if binary_header is None:

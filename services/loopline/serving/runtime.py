@@ -6,10 +6,12 @@ feature plan and the readers; ``start`` (on the worker's event loop) opens the p
 and begins the warm-up; ``stop`` (once the transports have finished their in-flight requests)
 drains the batcher and the log.
 
-``ready`` is the one readiness flag: ``/v2/health/ready``, OIP ``ServerReady``/``ModelReady`` and
-admission all read it. It turns true only after a warm-up inference has read the online store and
-produced a finite probability, and false again when draining. A warm-up that fails (store down)
-is retried every second, so a pod becomes ready when its dependencies do.
+``ready`` is the one readiness flag: ``/v2/health/ready``, BentoML's ``/readyz`` and OIP
+``ServerReady``/``ModelReady`` read it. It turns true only after a warm-up inference has read the
+online store and produced a finite probability, and false again as soon as the worker starts
+draining (``drain``, on SIGTERM). Admission (``admitted``, see ``admission``) needs the warm-up
+only: while draining, requests are still served until the transports stop accepting. A warm-up
+that fails (store down) is retried every second, so a pod becomes ready when its dependencies do.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from typing import Any
 
 import psutil
 
-from loopline.errors import NotFound, Overloaded, Unavailable, clip
+from loopline.errors import NotFound, Unavailable, clip
 from loopline.features.online import OnlineFeatures
 from loopline.features.online_plan import load_plan
 from loopline.model.artifact import load_model, read_reference_columns
 from loopline.predictions import LogUnavailable, PredictionLog, RedisShipper, Sink
+from loopline.serving.admission import Admission
 from loopline.serving.batching import MicroBatcher
 from loopline.serving.core import InferenceCore, Prediction, Submission
 from loopline.serving.metrics import ServingMetrics
@@ -60,10 +63,13 @@ class Runtime:
         self.metrics = metrics
         self.log = log
         self.batcher = MicroBatcher(core, settings.batch_max_size, settings.batch_wait_ms / 1000)
-        self.ready = False
-        self.in_flight = 0
-        self._limit = (
-            -(-settings.max_concurrency // settings.workers) if settings.max_concurrency else 0
+        self.warm = False
+        self.draining = False
+        limit = -(-settings.max_concurrency // settings.workers) if settings.max_concurrency else 0
+        self.admission = Admission(
+            max_rows=settings.max_queued_rows,
+            deadline_s=(settings.queue_deadline_ms + 2 * settings.batch_wait_ms) / 1000,
+            max_requests=limit,
         )
         self._warm_up_rows = warm_up
         self._warm_up: asyncio.Task[None] | None = None
@@ -94,6 +100,14 @@ class Runtime:
         metrics.model_info.labels(served.name, served.version, served.sha256).set(1)
         return cls(settings, core, log, metrics, _warm_up_rows(reference, schema))
 
+    @property
+    def ready(self) -> bool:
+        return self.warm and not self.draining
+
+    def drain(self) -> None:
+        """Readiness turns false now (SIGTERM); requests are served until the transports stop."""
+        self.draining = True
+
     async def start(self) -> None:
         self.log.open()
         self._warm_up = asyncio.create_task(self._warm_up_until_ready())
@@ -103,7 +117,7 @@ class Runtime:
         durable."""
         if self._warm_up is not None:
             self._warm_up.cancel()
-        self.ready = False
+        self.draining = True
         await self.batcher.drain()
         self.core.features.close()
         await asyncio.to_thread(self.log.close, self.settings.shutdown_grace_s)
@@ -116,26 +130,37 @@ class Runtime:
                 f"model {wanted} not found; serving {self.served.name} {self.served.version}"
             )
 
+    def check_admission(self, rows: int = 1) -> None:
+        """Raise what ``admitted`` would raise now: 503 (not warmed up, log queue full) or 429
+        (the admission queue is full in rows or in time). Cheap: HTTP calls it once the body
+        is in, before parsing it."""
+        self._check_serving()
+        self.admission.check(rows)
+
     @contextlib.asynccontextmanager
-    async def admitted(self) -> AsyncIterator[None]:
-        """Readiness, concurrency and log back-pressure, for every inference request."""
-        if not self.ready:
-            raise Unavailable("not ready: the model is warming up or the server is draining")
-        if self._limit and self.in_flight >= self._limit:
-            raise Overloaded(f"over capacity: {self.in_flight} requests in flight")
+    async def admitted(self, rows: int = 1) -> AsyncIterator[None]:
+        """Readiness, admission (rows and time) and log back-pressure, for every inference
+        request, once its body is in: its ``rows`` count in the queue until it is answered."""
+        self._check_serving()
+        with self.admission.admit(rows):
+            yield
+
+    def _check_serving(self) -> None:
+        if not self.warm:
+            raise Unavailable("not ready: the model is warming up")
         if self.log.full:
             raise Unavailable("prediction log queue is full; the sink is failing or slow")
-        self.in_flight += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
 
     async def predict(self, rows: list[Row], endpoint: str) -> list[Prediction]:
         try:
             return await self.batcher.submit(Submission(rows, endpoint))
         except LogUnavailable as error:
             raise Unavailable(str(error)) from error
+
+    async def serve(self, rows: list[Row], endpoint: str) -> list[Prediction]:
+        """Admit ``rows`` (or raise at once) and predict them."""
+        async with self.admitted(len(rows)):
+            return await self.predict(rows, endpoint)
 
     async def _warm_up_until_ready(self) -> None:
         while True:
@@ -155,7 +180,7 @@ class Runtime:
         # collector's sight, so a full collection scans only what requests allocate.
         gc.collect()
         gc.freeze()
-        self.ready = True
+        self.warm = True
         started = psutil.Process().create_time()
         logger.info(
             "ready %.1f s after the worker started: serving %s %s",

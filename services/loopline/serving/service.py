@@ -7,7 +7,8 @@ are in docs/decisions.md, §1):
 
 - ``PredictorService`` (``service_class``) wraps the ASGI app BentoML builds in ``FastPath``,
   which hands the predictor's routes (``PredictorApp.handles``) to the plain ASGI app in
-  ``http`` and everything else (lifespan, ``/livez``, ``/readyz``, docs) to BentoML;
+  ``http`` and everything else (lifespan, ``/livez``, ``/readyz``, docs) to BentoML, whose
+  ``/readyz`` asks ``__is_ready__``: the same flag as ``/v2/health/ready``;
 - BentoML's own metrics, access log and tracing are off: the predictor exports its own metrics,
   and an access log line per request would cost more than the prediction.
 """
@@ -69,6 +70,9 @@ class Predictor:
         # BentoML's server logging sends the root logger to its handler at WARNING.
         logging.getLogger("loopline").setLevel(logging.INFO)
         self.worker = Worker.load(Settings())
+
+    async def __is_ready__(self) -> bool:
+        return self.worker.runtime.ready
 
     @bentoml.on_startup
     async def start(self) -> None:

@@ -113,6 +113,7 @@ def start_server(
         LOOPLINE_HOST="127.0.0.1",
         LOOPLINE_PREDICTION_LOG_DIR=str(log_dir),
         LOOPLINE_SHUTDOWN_GRACE_S="10",
+        LOOPLINE_SHUTDOWN_DRAIN_S="0",  # tests that drain on SIGTERM set their own
         BENTOML_HOME=str(directory / "bentoml"),
         BENTOML_DO_NOT_TRACK="true",
     )
