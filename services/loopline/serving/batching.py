@@ -20,7 +20,8 @@ import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
 
-from loopline.serving.core import Outcome, Prediction, Submission
+from loopline.serving.core import Outcome, Prediction
+from loopline.serving.schema import Submission
 
 _Waiting = tuple[Submission, "asyncio.Future[list[Prediction]]"]
 

@@ -34,7 +34,7 @@ from loopline.model.numpy_network import NumpyTabularNet
 from loopline.predictions import PredictionLog, PredictionRecord, encode
 from loopline.serving import isolation
 from loopline.serving.metrics import ServingMetrics
-from loopline.serving.schema import TIMESTAMP, InputSchema, Row
+from loopline.serving.schema import TIMESTAMP, InputSchema, Row, Submission
 from loopline.serving.served import ServedModel
 
 logger = logging.getLogger(__name__)
@@ -49,14 +49,6 @@ class Prediction:
     probability: float
     decision: bool
     status: dict[str, Status]
-
-
-@dataclass(frozen=True, slots=True)
-class Submission:
-    """One request's rows; ``endpoint`` names the protocol in the log and metrics."""
-
-    rows: list[Row]
-    endpoint: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
 from loopline.errors import BadRequest, RequestError
 from loopline.features.online import Lookup, OnlineFeatures
-from loopline.serving.schema import TIMESTAMP, Row
-
-if TYPE_CHECKING:
-    from loopline.serving.core import Submission
+from loopline.serving.schema import TIMESTAMP, Row, Submission
 
 
 def spans(sizes: Sequence[int]) -> list[tuple[int, int]]:

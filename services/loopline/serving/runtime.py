@@ -34,9 +34,9 @@ from loopline.model.artifact import load_model, read_reference_columns
 from loopline.predictions import LogUnavailable, PredictionLog, RedisShipper, Sink
 from loopline.serving.admission import Admission
 from loopline.serving.batching import MicroBatcher
-from loopline.serving.core import InferenceCore, Prediction, Submission
+from loopline.serving.core import InferenceCore, Prediction
 from loopline.serving.metrics import ServingMetrics
-from loopline.serving.schema import TIMESTAMP, InputSchema, Limits, Row
+from loopline.serving.schema import TIMESTAMP, InputSchema, Limits, Row, Submission
 from loopline.serving.served import resolve_model
 from loopline.settings import Settings
 

@@ -63,6 +63,14 @@ class Row:
     client_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One request's rows; ``endpoint`` names the protocol in the log and metrics."""
+
+    rows: list[Row]
+    endpoint: str
+
+
 @dataclass(frozen=True)
 class InputSchema:
     fields: dict[str, FieldType]

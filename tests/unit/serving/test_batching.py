@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Sequence
 import pytest
 
 from loopline.serving.batching import MicroBatcher
-from loopline.serving.core import Prediction, Submission
-from loopline.serving.schema import Row
+from loopline.serving.core import Prediction
+from loopline.serving.schema import Row, Submission
 
 
 def submission(rows: int, tag: str = "x") -> Submission:

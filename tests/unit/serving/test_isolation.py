@@ -18,9 +18,9 @@ from loopline.features.online_plan import OnlinePlan
 from loopline.model.artifact import TrainedModel
 from loopline.model.network import TabularNet, TabularNetConfig
 from loopline.model.preprocessing import Preprocessor
-from loopline.serving.core import InferenceCore, Outcome, Submission
+from loopline.serving.core import InferenceCore, Outcome
 from loopline.serving.metrics import ServingMetrics
-from loopline.serving.schema import InputSchema, Row
+from loopline.serving.schema import InputSchema, Row, Submission
 from loopline.serving.served import ServedModel
 from loopline.spec import load_spec
 
