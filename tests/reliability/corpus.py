@@ -144,8 +144,9 @@ def native_pairs(draw: st.DrawFn, tags: set[str]) -> list[tuple[str, Any]]:
             pairs.append((name, draw(hostile)))
             tags.update({"appears more than once", f"'{name}'"})
     if draw(one_in(10)):
-        pairs.append((draw(st.text(min_size=1, max_size=50)), draw(hostile)))
-        tags.update({"unknown field", "appears more than once"})
+        key = draw(st.text(min_size=1, max_size=50))  # may be a field's name, dropped or not
+        pairs.append((key, draw(hostile)))
+        tags.update({"unknown field", "appears more than once", f"field {key!r}"})
     return pairs
 
 

@@ -173,7 +173,7 @@ class InferenceCore:
 
     async def _one_by_one(self, batch: Sequence[Submission]) -> Fetched:
         rows, lookup, failed = await isolation.lookup_one_by_one(
-            self.features, batch, self._feature_names, self.views
+            self.features, batch, self._feature_names, self.views, self.schema.fields
         )
         return Fetched(rows, lookup, failed)
 

@@ -10,7 +10,7 @@ A batch where nothing raises takes none of these paths.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,25 +45,41 @@ def merged(lookups: Sequence[Lookup], features: Sequence[str], views: Sequence[s
     )
 
 
+NEUTRAL = {"string": "", "int64": 0, "double": 0.0}
+"""A value of each field type that any feature read takes (to tell which field one refuses)."""
+
+
 async def lookup_one_by_one(
     features: OnlineFeatures,
     batch: Sequence[Submission],
     names: Sequence[str],
     views: Sequence[str],
+    kinds: Mapping[str, str],
 ) -> tuple[list[Row], Lookup, dict[int, RequestError]]:
     """The feature lookups of ``batch`` request by request, after the batch's raised (a failing
-    store does not raise, it is served as ``fallback``): the rows whose lookup worked, their
-    features (``names``) and statuses, and the requests (by position) whose own lookup raised."""
+    store does not raise, it is served as ``fallback``; an on-demand transformation may, on a
+    value it cannot take): the rows whose lookup worked, their features (``names``) and
+    statuses, and the requests (by position) whose own lookup raised, with the field to blame:
+    the one that, set to a ``NEUTRAL`` value (``kinds``: each field's type), lets it pass."""
     rows: list[Row] = []
     lookups: list[Lookup] = []
     failed: dict[int, RequestError] = {}
     for k, submission in enumerate(batch):
         own = submission.rows
+        times = [r.as_of for r in own]
         try:
-            lookups.append(await features.lookup([r.fields for r in own], [r.as_of for r in own]))
+            lookups.append(await features.lookup([r.fields for r in own], times))
         except Exception as error:
+            culprit = "the request"
+            for name, kind in kinds.items():
+                try:
+                    await features.lookup([{**r.fields, name: NEUTRAL[kind]} for r in own], times)
+                except Exception:
+                    continue
+                culprit = f"field {name!r}"
+                break
             failed[k] = BadRequest(
-                f"the feature lookup failed on this request ({type(error).__name__})"
+                f"{culprit}: the feature lookup failed on it ({type(error).__name__})"
             )
             continue
         rows += own

@@ -3,10 +3,12 @@
 orjson keeps the last of duplicated keys silently, so ``{"sched_hour": 5, "sched_hour": 1e20}``
 would be served as whatever a proxy or a log reader in between did not see. Checking every body
 with the standard library's ``object_pairs_hook`` would triple the cost of parsing; instead the
-key tokens in the text are counted (a regex: a closing quote, whitespace, a colon) and compared
-with the keys the parsed objects hold. Every key token matches, so the count is at least the keys
-there are; when it equals the parsed keys no key was repeated. Only a body where they differ (a
-duplicate, or a string value that happens to contain ``":``) is parsed again, exactly.
+key tokens in the text are counted (a closing quote, whitespace, a colon: ``":`` unless some
+key has whitespace before its colon, then a regex) and compared with the keys the parsed objects
+hold. Every key token is counted, so the count is at least the keys there are; when it equals
+the parsed keys no key was repeated. Only a body where they differ (a duplicate, or a string
+value that happens to contain ``":``) is parsed again, exactly. The check costs about as much
+as orjson's parse of a native request.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import orjson
 from loopline.errors import BadRequest, brief
 
 _KEY_TOKEN = re.compile(rb'"\s*:')
+_SPACED_KEY_TOKEN = re.compile(rb'"[ \t\r\n]+:')
 
 
 def loads(body: bytes) -> Any:
@@ -28,22 +31,35 @@ def loads(body: bytes) -> Any:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise BadRequest(f"body is not valid JSON: {error}") from None
-    if isinstance(value, dict | list) and len(_KEY_TOKEN.findall(body)) != _keys(value):
+    if isinstance(value, dict | list) and _key_tokens(body) != _keys(value):
         _refuse_duplicates(body)
     return value
+
+
+def _key_tokens(body: bytes) -> int:
+    """At least the number of keys in ``body``'s text (plus any ``":`` inside strings)."""
+    if _SPACED_KEY_TOKEN.search(body):
+        return len(_KEY_TOKEN.findall(body))
+    return body.count(b'":')
 
 
 def _keys(value: dict[str, Any] | list[Any]) -> int:
     """Keys held by the objects in ``value``. Arrays whose first item is not a container are
     skipped (tensor data): an undercount only sends the body to the exact check."""
     count, stack = 0, [value]
+    item: Any
     while stack:
         item = stack.pop()
-        if isinstance(item, dict):
+        if type(item) is dict:  # orjson builds exactly dicts and lists
             count += len(item)
-            stack.extend(v for v in item.values() if isinstance(v, dict | list))
-        elif item and isinstance(item[0], dict | list):
-            stack.extend(v for v in item if isinstance(v, dict | list))
+            children: Any = item.values()
+        elif item and (type(item[0]) is dict or type(item[0]) is list):
+            children = item
+        else:
+            continue
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                stack.append(child)
     return count
 
 

@@ -110,7 +110,10 @@ POISONS = {
         {"distance": 10**400},
         "field 'distance' cannot be preprocessed",
     ),
-    "key the store cannot take": ({"origin": POISON_LOOKUP}, "feature lookup failed"),
+    "key the store cannot take": (
+        {"origin": POISON_LOOKUP},
+        "field 'origin': the feature lookup failed on it",
+    ),
 }
 
 

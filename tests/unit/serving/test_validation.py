@@ -63,6 +63,7 @@ def test_a_field_nested_a_thousand_deep_is_refused_without_recursion(schema: Inp
         b'{"a": {"b": 1, "b" : 2}}',
         b'[{"k": 1}, {"k": 2, "k": 3}]',
         b'{"note": "has \\": inside", "note": 1}',
+        b'{"a" : 1, "a"\n: 2, "b": "\\":"}',  # spaced keys, and a ":" in a string to even the count
     ],
 )
 def test_duplicated_keys_are_refused(body: bytes) -> None:
