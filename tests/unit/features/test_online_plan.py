@@ -16,14 +16,14 @@ import pytest
 from pydantic import ValidationError
 
 from loopline.errors import SpecError
-from loopline.features import online_plan
+from loopline.features import online_plan, registry_reader
 from loopline.features.online_plan import (
     OnDemandPlan,
     OnlinePlan,
     ViewPlan,
     load_plan,
-    registry_transformations,
 )
+from loopline.features.registry_reader import registry_transformations
 from loopline.settings import Settings
 
 SERVICE = "flight_delay_v1"
@@ -114,13 +114,13 @@ def test_field_numbers_are_feasts() -> None:
         number(transformation, "user_defined_function"),
         number(Transformation_pb2.UserDefinedFunctionV2, "body"),
     ) == (
-        online_plan.REGISTRY_ON_DEMAND_FEATURE_VIEWS,
-        online_plan.ON_DEMAND_SPEC,
-        online_plan.SPEC_NAME,
-        online_plan.SPEC_PROJECT,
-        online_plan.SPEC_FEATURE_TRANSFORMATION,
-        online_plan.TRANSFORMATION_USER_DEFINED_FUNCTION,
-        online_plan.UDF_BODY,
+        registry_reader.REGISTRY_ON_DEMAND_FEATURE_VIEWS,
+        registry_reader.ON_DEMAND_SPEC,
+        registry_reader.SPEC_NAME,
+        registry_reader.SPEC_PROJECT,
+        registry_reader.SPEC_FEATURE_TRANSFORMATION,
+        registry_reader.TRANSFORMATION_USER_DEFINED_FUNCTION,
+        registry_reader.UDF_BODY,
     )
     # And the reader agrees with protobuf's own parse of a Feast-built registry.
     registry = Registry_pb2.Registry()
