@@ -134,3 +134,11 @@ def demo_predictor(work: Path, redis_cpus: str) -> Iterator[dict[str, str]]:
         }
     finally:
         stop(redis)
+
+
+def write_results(out: Path, name: str, started: str, payload: object, text: str) -> None:
+    """``<out>/<name>-<utc>.json`` (the raw figures) and ``.md`` (the table printed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = started[:19].replace(":", "").replace("-", "")
+    (out / f"{name}-{stamp}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (out / f"{name}-{stamp}.md").write_text(text)

@@ -38,7 +38,17 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from harness import BIN, ROOT, check_demo, demo_predictor, free_port, pinned, stop, wait_http
+from harness import (
+    BIN,
+    ROOT,
+    check_demo,
+    demo_predictor,
+    free_port,
+    pinned,
+    stop,
+    wait_http,
+    write_results,
+)
 
 from loopline.spec import load_spec
 
@@ -229,10 +239,7 @@ def report(results: dict[str, Any], out: Path) -> None:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = results["started"][:19].replace(":", "").replace("-", "")
-    (out / f"overload-{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / f"overload-{stamp}.md").write_text(text)
+    write_results(out, "overload", results["started"], results, text)
 
 
 if __name__ == "__main__":

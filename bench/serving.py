@@ -44,6 +44,7 @@ from harness import (
     stop,
     tensor,
     wait_http,
+    write_results,
     wrk,
 )
 
@@ -217,10 +218,7 @@ def report(results: dict[str, Any], out: Path) -> None:
         )
     text = "\n".join(lines) + "\n"
     print(text)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = results["started"][:19].replace(":", "").replace("-", "")
-    (out / f"serving-{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / f"serving-{stamp}.md").write_text(text)
+    write_results(out, "serving", results["started"], results, text)
 
 
 if __name__ == "__main__":

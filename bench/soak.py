@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from harness import ROOT, check_demo, demo_predictor, stop
+from harness import ROOT, check_demo, demo_predictor, stop, write_results
 from overload import REQUEST, Predictor, run_load
 
 WINDOW_S = 30.0
@@ -91,10 +91,7 @@ def report(started: str, capacity: float, windows: list[dict[str, Any]], out: Pa
         ]
     )
     print(text)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = started[:19].replace(":", "").replace("-", "")
-    (out / f"soak-{stamp}.json").write_text(json.dumps({"windows": windows}, indent=2) + "\n")
-    (out / f"soak-{stamp}.md").write_text(text)
+    write_results(out, "soak", started, {"windows": windows}, text)
     if not passed:
         sys.exit(1)
 

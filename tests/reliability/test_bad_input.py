@@ -73,7 +73,6 @@ def _schema_cases() -> st.SearchStrategy[Any]:
     )
 
 
-@pytest.mark.skipif(not OPENAPI.exists(), reason=f"{OPENAPI} is not there")
 @budget("schemathesis")
 @given(case=st.deferred(_schema_cases))
 def test_the_oip_rest_document_generates_no_server_error(
