@@ -9,7 +9,9 @@ Prints one JSON object: requests, errors (anything but 200, and connections cut)
 rate, latency percentiles (ms), and how far the generator itself fell behind its schedule
 (``lag_p99_ms``: if that is large, the numbers measure the generator, not the server). HTTP also
 reports the count per status, the 200s' and the refusals' (429, 503) latency on the wire (from
-the request's write to its answer: ``ok_*``, ``refused_*``), refusals without ``Retry-After``, and
+the request's write to its answer: ``ok_*``, ``refused_*``), the 200s' time inside the server
+from its ``Server-Timing`` header (from the request's headers read to its answer: ``server_ok_*``;
+what waited unread in the kernel is not in it), refusals without ``Retry-After``, and
 the requests still unanswered ``--timeout`` seconds after the run (``unanswered``).
 
     python bench/load.py http --url http://127.0.0.1:3000/predict --body body.json --rate 500
@@ -40,12 +42,13 @@ REFUSED = (429, 503)
 
 class HttpConnection(asyncio.Protocol):
     """One keep-alive connection; responses are framed by Content-Length. ``request`` returns
-    the status and whether the answer had ``Retry-After``."""
+    the status, whether the answer had ``Retry-After``, and its ``Server-Timing`` total in
+    seconds (None without one)."""
 
     def __init__(self) -> None:
         self.transport: Any = None  # uvloop's transports are not asyncio.Transport instances
         self.buffer = b""
-        self.waiter: asyncio.Future[tuple[int, bool]] | None = None
+        self.waiter: asyncio.Future[tuple[int, bool, float | None]] | None = None
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -64,14 +67,19 @@ class HttpConnection(asyncio.Protocol):
             self.buffer = self.buffer[end + 4 + length :]
             waiter, self.waiter = self.waiter, None
             self.closed = self.closed or b"\r\nconnection: close" in head
-            waiter.set_result((status, b"\r\nretry-after:" in head))
+            timing = head.find(b"\r\nserver-timing: total;dur=")
+            server = None
+            if timing >= 0:
+                line_end = head.find(b"\r\n", timing + 2)
+                server = float(head[timing + 27 : line_end if line_end >= 0 else None]) / 1000
+            waiter.set_result((status, b"\r\nretry-after:" in head, server))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(exc or ConnectionError("closed"))
 
-    async def request(self, payload: bytes) -> tuple[int, bool]:
+    async def request(self, payload: bytes) -> tuple[int, bool, float | None]:
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(payload)
         return await self.waiter
@@ -99,13 +107,15 @@ class Outcomes:
 
     def reset(self) -> None:
         self.statuses: collections.Counter[int] = collections.Counter()
-        self.wire: dict[str, list[float]] = {"ok": [], "refused": []}
+        self.wire: dict[str, list[float]] = {"ok": [], "refused": [], "server_ok": []}
         self.no_retry_after = 0
 
-    def add(self, status: int, retry_after: bool, seconds: float) -> None:
+    def add(self, status: int, retry_after: bool, seconds: float, server: float | None) -> None:
         self.statuses[status] += 1
         if status == 200:
             self.wire["ok"].append(seconds)
+            if server is not None:
+                self.wire["server_ok"].append(server)
         elif status in REFUSED:
             self.wire["refused"].append(seconds)
             self.no_retry_after += not retry_after
@@ -141,18 +151,18 @@ async def http_caller(
             await available.wait_for(lambda: bool(idle))
             connection = idle.popleft()
         started = time.perf_counter()
-        status, retry_after = 0, False  # 0: refused at connect, or cut
+        status, retry_after, server = 0, False, None  # 0: refused at connect, or cut
         try:
             if connection.closed:  # the server closed it (Connection: close, a timeout)
                 connection = await connect()
-            status, retry_after = await connection.request(payload)
+            status, retry_after, server = await connection.request(payload)
         except OSError:
             connection.closed = True
         finally:
             async with available:
                 idle.append(connection)
                 available.notify()
-        outcomes.add(status, retry_after, time.perf_counter() - started)
+        outcomes.add(status, retry_after, time.perf_counter() - started, server)
         return status == 200
 
     return call

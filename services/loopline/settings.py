@@ -149,6 +149,11 @@ class Settings(BaseSettings):
     """Requests are refused at once with 429 while the oldest admitted request has waited
     longer than this (plus twice ``batch_wait_ms``): the queue is not moving."""
 
+    saturated_lag_ms: float = Field(default=5.0, gt=0)
+    """Event-loop lag (smoothed) above which the worker counts as saturated: a connection it
+    has just refused then goes unread for about twice the lag (at most 100 ms), so its next
+    request waits in the kernel instead of costing another refusal (back-pressure)."""
+
     body_timeout_s: float = Field(default=10.0, gt=0)
     """A request body not fully received this long after its headers gets 408 and its
     connection is closed; admission only counts a request once its body is in."""

@@ -41,6 +41,7 @@ from loopline.errors import (
 from loopline.serving import jsonbody, oip, oip_rest
 from loopline.serving.core import Prediction
 from loopline.serving.endpoints import Endpoints
+from loopline.serving.http_protocol import RECEIVED
 from loopline.serving.runtime import Runtime
 from loopline.serving.schema import parse_objects
 
@@ -108,7 +109,7 @@ class PredictorApp:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
+        started = scope.get("extensions", {}).get(RECEIVED) or time.perf_counter()
         raw_path = scope.get("raw_path")
         path: str = raw_path.decode("latin-1") if raw_path else scope["path"]
         endpoint, handler, arguments = self._route(path)
@@ -126,9 +127,11 @@ class PredictorApp:
         except Exception:
             logger.exception("%s failed", clip(path))
             reply = _json({"error": "internal error"}, 500)
+        seconds = time.perf_counter() - started
         headers = [
             (b"content-type", reply.content_type),
             (b"content-length", b"%d" % len(reply.body)),
+            (b"server-timing", b"total;dur=%.3f" % (seconds * 1000)),
             *reply.headers,
         ]
         if self.runtime.draining:
@@ -136,7 +139,6 @@ class PredictorApp:
         body = b"" if scope["method"] == "HEAD" else reply.body
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        seconds = time.perf_counter() - started
         self.runtime.metrics.observe_request(endpoint, self._version, reply.status, seconds)
 
     def _route(self, path: str) -> tuple[str, Callable[..., Awaitable[_Reply]], tuple[Any, ...]]:

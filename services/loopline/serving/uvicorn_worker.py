@@ -15,8 +15,8 @@ instead of BentoML's worker script (``_bentoml_impl.worker.service``); it runs t
   are closed, the others after their answer, then the lifespan shutdown (``Worker.stop``: gRPC,
   the batcher, the log). A second SIGTERM, or SIGINT, ends the drain at once. A worker with
   nothing to drain (never ready) stops at once.
-- **A header timeout** (``header_timeout_s``): uvicorn closes idle kept-alive connections after
-  ``timeout_keep_alive`` but waits for ever for a request's headers.
+- **Its own HTTP protocol** (``http_protocol``): a header timeout, shedding at the protocol
+  (the refuser the worker registers with ``shed_with``), JSON for malformed requests.
 - ``keep_alive_timeout_s`` for uvicorn's ``timeout_keep_alive``.
 """
 
@@ -31,8 +31,8 @@ from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from loopline.serving.http_protocol import PredictorProtocol, Refuser
 from loopline.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -44,50 +44,12 @@ current: DrainingServer | None = None
 """This process's server, for the worker to register its drain hooks with."""
 
 
-class HeaderTimeoutProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol; a connection whose request headers are not complete
-    ``header_timeout_s`` after it opened, or after the request's first byte, is closed."""
-
-    header_timeout_s = 10.0
-    _header_timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if self._header_timer is None:
-            self._arm()
-
-    def on_headers_complete(self) -> None:
-        self._disarm()
-        super().on_headers_complete()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self) -> None:
-        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_late)
-
-    def _disarm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _headers_late(self) -> None:
-        self._header_timer = None
-        if not self.transport.is_closing():
-            self.transport.close()
-
-
 class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         global current
         settings = Settings()
-        HeaderTimeoutProtocol.header_timeout_s = settings.header_timeout_s
-        config.http = HeaderTimeoutProtocol
+        PredictorProtocol.header_timeout_s = settings.header_timeout_s
+        config.http = PredictorProtocol
         config.timeout_keep_alive = settings.keep_alive_timeout_s
         super().__init__(config)
         self.drain_s = settings.shutdown_drain_s
@@ -103,6 +65,10 @@ class DrainingServer(uvicorn.Server):
         flags) and says whether there is anything to drain."""
         self._loop = asyncio.get_running_loop()
         self._begin.append(begin)
+
+    def shed_with(self, refuser: Refuser) -> None:
+        """Requests ``refuser`` refuses are answered by the protocol (``shedding``)."""
+        PredictorProtocol.refuser = refuser
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._listeners = list(sockets or [])

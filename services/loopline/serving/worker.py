@@ -21,6 +21,7 @@ from loopline.serving.endpoints import Endpoints
 from loopline.serving.grpc_server import start_grpc_server
 from loopline.serving.http import PredictorApp
 from loopline.serving.runtime import Runtime
+from loopline.serving.shedding import LoopLag, Shedder
 from loopline.settings import Settings
 
 
@@ -30,6 +31,7 @@ class Worker:
         self.endpoints = Endpoints.of(runtime)
         self.http = PredictorApp(runtime, self.endpoints)
         self._grpc: Any = None
+        self._lag = LoopLag(runtime.settings.saturated_lag_ms)
 
     @classmethod
     def load(cls, settings: Settings) -> Worker:
@@ -40,6 +42,8 @@ class Worker:
         self._grpc = start_grpc_server(self.runtime, self.endpoints, asyncio.get_running_loop())
         if uvicorn_worker.current is not None:  # served by ``loopline serve``
             uvicorn_worker.current.on_drain(self._begin_drain)
+            self._lag.start(asyncio.get_running_loop())
+            uvicorn_worker.current.shed_with(Shedder(self.runtime, self.endpoints, self._lag))
 
     def _begin_drain(self) -> bool:
         """In the SIGTERM handler: readiness false; something to drain if it was ready."""
@@ -53,4 +57,5 @@ class Worker:
         if self._grpc is not None:
             stopped = self._grpc.stop(self.runtime.settings.shutdown_grace_s)
             await asyncio.to_thread(stopped.wait)
+        self._lag.stop()
         await self.runtime.stop()
