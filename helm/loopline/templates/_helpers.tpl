@@ -133,7 +133,8 @@ seccompProfile:
 {{- if .model.storageUri -}}
 {{- .model.storageUri -}}
 {{- else if eq $v.modelStorage.type "s3" -}}
-{{- printf "s3://%s/%s/%s" $v.modelStorage.s3.bucket (trimSuffix "/" $v.modelStorage.s3.prefix) .model.name -}}
+{{- /* The trailing / keeps the storage initializer out of prefixes that extend this one (flight-delay-challenger). */ -}}
+{{- printf "s3://%s/%s/%s/" $v.modelStorage.s3.bucket (trimSuffix "/" $v.modelStorage.s3.prefix) .model.name -}}
 {{- else -}}
 {{- printf "pvc://%s/%s/%s" (include "loopline.dataClaim" .root) (trimSuffix "/" $v.modelStorage.pvc.path) .model.name -}}
 {{- end -}}

@@ -104,7 +104,7 @@ def test_the_storage_initializers_copy_is_what_the_predictor_serves(
 
 
 def test_a_non_empty_prefix_is_refused_and_overwrite_replaces_it(
-    home: Path, endpoint: str, bucket: str
+    home: Path, endpoint: str, bucket: str, tmp_path: Path
 ) -> None:
     env = aws_env(endpoint)
     uri = f"s3://{bucket}/serving/{NAME}"
@@ -138,6 +138,12 @@ def test_a_non_empty_prefix_is_refused_and_overwrite_replaces_it(
         "registry.json",
     }
     assert f"serving/{NAME}-canary/manifest.json" in keys(endpoint, bucket)
+    # The chart's storageUri ends in "/": the storage initializer then copies this model's
+    # objects only; without it, the other model's land in /mnt/models/-canary/.
+    s3_dir = copy_prefix(s3, f"{uri}/", tmp_path / "with-slash")
+    assert not (s3_dir / "-canary").exists()
+    assert load_version_dir(s3_dir).version == "v2"
+    assert (copy_prefix(s3, uri, tmp_path / "without") / "-canary" / "manifest.json").is_file()
     body = s3.get_object(Bucket=bucket, Key=f"serving/{NAME}/registry.json")["Body"].read()
     assert b'"version": "v2"' in body
 
