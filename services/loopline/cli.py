@@ -229,26 +229,40 @@ def models_show(
 def models_export(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Model name.")],
-    destination: Annotated[Path, typer.Argument(help="Directory to write (e.g. a PVC mount).")],
+    destination: Annotated[
+        str,
+        typer.Argument(
+            help="Directory to write (e.g. a PVC mount), or s3://bucket/prefix to upload to "
+            "(credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+            "AWS_DEFAULT_REGION, AWS_ENDPOINT_URL).",
+            show_default=False,
+        ),
+    ],
     version: Annotated[
         str, typer.Option(help="vN, N, latest, champion or challenger.")
     ] = "champion",
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty destination.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Write a version as a plain directory a serving container loads from a path."""
+    """Write a version as the plain directory a serving container loads (KServe's
+    /mnt/models), into a directory or under an S3 prefix."""
+    from loopline.registry.s3 import S3Prefix, export_to_s3, is_s3_uri
     from loopline.registry.store import ModelRegistry
 
+    registry = ModelRegistry(_settings(ctx).registry_dir)
     try:
-        path = ModelRegistry(_settings(ctx).registry_dir).export(
-            name, version, destination, overwrite=overwrite
-        )
+        if is_s3_uri(destination):
+            prefix = S3Prefix.parse(destination)
+            export_to_s3(registry, name, version, prefix, overwrite=overwrite)
+            where = str(prefix)
+        else:
+            where = str(registry.export(name, version, Path(destination), overwrite=overwrite))
     except FileExistsError:
         raise RegistryError(f"{destination} is not empty: pass --overwrite to replace it") from None
     if as_json:
-        print_json({"name": name, "version": version, "path": path})
+        print_json({"name": name, "version": version, "path": where})
     else:
-        out.print(f"exported {name} {version} to {path}")
+        out.print(f"exported {name} {version} to {where}")
 
 
 def run() -> None:

@@ -95,8 +95,13 @@ def script_invocations(script: str, where: str) -> Iterator[tuple[str, ...]]:
                 if argv is not None:
                     yield argv
             words, redirect = [], False
-        elif set(token) <= set("<>"):
-            redirect = True  # the next word is a file, not an argument
+        elif token[0] in "<>" and set(token) <= set("<>&"):
+            # The next word is a file (or, after >&, a descriptor), not an argument; a number
+            # right before the operator is the descriptor redirected (2>/dev/null, 2>&1). The
+            # lexer drops the spacing, so `echo 2 >x` reads the same: no script here writes it.
+            if words and words[-1].isdigit():
+                words.pop()
+            redirect = True
         elif redirect:
             redirect = False
         else:

@@ -72,7 +72,7 @@ def test_knative_modes(renders: dict[str, list[kube.Doc]]) -> None:
     assert (predictor["scaleMetric"], predictor["scaleTarget"]) == ("concurrency", 8)
     assert predictor["canaryTrafficPercent"] == 10
     assert predictor["minReplicas"] == 0
-    assert predictor["model"]["storageUri"] == "s3://loopline-models/prod/serving/flight-delay"
+    assert predictor["model"]["storageUri"] == "s3://loopline-models/prod/serving/flight-delay/"
     assert _env(predictor["model"])["LOOPLINE_REDIS_URL"] == {
         "secretKeyRef": {"name": "loopline-external-redis", "key": "url"}
     }

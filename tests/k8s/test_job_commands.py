@@ -82,6 +82,7 @@ def test_every_enabled_job_flag_is_switched_on(chart_renders: dict[str, list[kub
     for variant, docs in chart_renders.items():
         cronjobs = [d for d in docs if d["kind"] in ("CronJob", "Job")]
         assert {d["metadata"]["name"] for d in cronjobs} >= {
+            "loopline-first-run",
             "loopline-materialize",
             "loopline-train-flight-delay",
         }, variant
@@ -105,6 +106,7 @@ def test_chart_jobs_run_existing_verbs(
         ("features", "apply"),
         ("features", "materialize"),
         ("train",),
+        ("models", "show"),
         ("models", "export"),
         ("serve",),
     }, used
@@ -129,6 +131,7 @@ def test_kustomize_jobs_run_existing_verbs(kustomize_renders: dict[str, list[kub
     for render, docs in kustomize_renders.items():
         found = invocations(docs)
         assert {i.where.split(" ")[0] for i in found} >= {
+            "Job/loopline-first-run",
             "CronJob/loopline-materialize",
             "CronJob/loopline-train-flight-delay",
             "ServingRuntime/loopline",
@@ -136,49 +139,87 @@ def test_kustomize_jobs_run_existing_verbs(kustomize_renders: dict[str, list[kub
         assert check(found) >= {("features", "materialize"), ("train",), ("models", "export")}
 
 
+def _runs(docs: list[kube.Doc], kind: str, name: str) -> list[tuple[str, ...]]:
+    """The loopline invocations of the main container of the job ``kind``/``name``."""
+    job = next(d for d in docs if kube.key(d) == (kind, name))
+    main = {"first-run", "train", "materialize"}
+    return [i.argv for i in invocations([job]) if i.where.split(" container ")[1] in main]
+
+
+def _export(name: str, target: str) -> tuple[str, ...]:
+    return ("models", "export", name, target, "--version", "champion", "--overwrite")
+
+
 def test_train_job_exports_where_the_inference_service_loads(
     chart_renders: dict[str, list[kube.Doc]],
 ) -> None:
     """On the chart's PVC the export goes to the folder the storageUri names (mounted at
-    persistence.mountPath in the jobs); elsewhere (S3, another claim) the job only trains."""
-
-    def runs(docs: list[kube.Doc], name: str) -> list[tuple[str, ...]]:
-        cron = next(d for d in docs if kube.key(d) == ("CronJob", name))
-        return [i.argv for i in invocations([cron]) if "container train" in i.where]
-
+    persistence.mountPath in the jobs), on S3 to the storageUri's prefix; elsewhere (another
+    claim) the job only trains."""
     default = chart_renders["default"]
     isvc = next(d for d in default if kube.key(d) == ("InferenceService", "flight-delay"))
     assert (
         isvc["spec"]["predictor"]["model"]["storageUri"]
         == "pvc://loopline-data/serving/flight-delay"
     )
-    assert runs(default, "loopline-train-flight-delay") == [
+    assert _runs(default, "CronJob", "loopline-train-flight-delay") == [
         ("train", "--model", "flight-delay"),
-        (
-            "models",
-            "export",
-            "flight-delay",
-            "/var/lib/loopline/serving/flight-delay",
-            "--version",
-            "champion",
-            "--overwrite",
-        ),
+        _export("flight-delay", "/var/lib/loopline/serving/flight-delay"),
     ]
-    # Another claim (pvc://models/...) and S3: nothing to export into with existing verbs.
-    assert runs(chart_renders["all-flags"], "loopline-train-flight-delay-challenger") == [
-        ("train", "--model", "flight-delay")
-    ]
-    assert runs(chart_renders["knative-kpa"], "loopline-train-flight-delay") == [
-        ("train", "--model", "flight-delay")
+    # Another claim (pvc://models/...): no job can write it.
+    assert _runs(
+        chart_renders["all-flags"], "CronJob", "loopline-train-flight-delay-challenger"
+    ) == [("train", "--model", "flight-delay")]
+    kpa = chart_renders["knative-kpa"]
+    s3_uri = "s3://loopline-models/prod/serving/flight-delay"
+    isvc = next(d for d in kpa if kube.key(d) == ("InferenceService", "flight-delay"))
+    # With the trailing "/" the storage initializer copies this model's objects only, not those
+    # of a model whose name extends it (tests/integration/registry/test_s3_export.py).
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == s3_uri + "/"
+    assert _runs(kpa, "CronJob", "loopline-train-flight-delay") == [
+        ("train", "--model", "flight-delay"),
+        _export("flight-delay", s3_uri),
     ]
     # An existing claim is still the chart's PVC: its folder is exported into.
     existing = chart_renders["knative-hpa-external-url"]
-    assert runs(existing, "loopline-train-flight-delay")[-1][:4] == (
-        "models",
-        "export",
-        "flight-delay",
-        "/var/lib/loopline/serving/flight-delay",
+    assert _runs(existing, "CronJob", "loopline-train-flight-delay")[-1] == _export(
+        "flight-delay", "/var/lib/loopline/serving/flight-delay"
     )
+
+
+def test_first_run_job_takes_an_empty_pvc_to_every_exported_model(
+    chart_renders: dict[str, list[kube.Doc]],
+) -> None:
+    """Reference data, features, then each model: trained unless it has a champion, and its
+    champion exported where the train CronJob exports it."""
+    features = [
+        ("data", "prepare"),
+        ("features", "apply"),
+        ("features", "materialize"),
+    ]
+
+    def first_train(name: str) -> list[tuple[str, ...]]:
+        return [
+            ("models", "show", name, "--version", "champion"),
+            ("train", "--model", "flight-delay"),
+        ]
+
+    assert _runs(chart_renders["default"], "Job", "loopline-first-run") == [
+        *features,
+        *first_train("flight-delay"),
+        _export("flight-delay", "/var/lib/loopline/serving/flight-delay"),
+    ]
+    assert _runs(chart_renders["all-flags"], "Job", "loopline-first-run") == [
+        *features,
+        *first_train("flight-delay"),
+        _export("flight-delay", "/var/lib/loopline/serving/flight-delay"),
+        *first_train("flight-delay-challenger"),
+    ]
+    assert _runs(chart_renders["knative-kpa"], "Job", "loopline-first-run") == [
+        *features,
+        *first_train("flight-delay"),
+        _export("flight-delay", "s3://loopline-models/prod/serving/flight-delay"),
+    ]
 
 
 def test_a_verb_the_cli_lacks_is_caught(chart_renders: dict[str, list[kube.Doc]]) -> None:
@@ -218,6 +259,10 @@ def test_a_verb_the_cli_lacks_is_caught(chart_renders: dict[str, list[kube.Doc]]
         (
             "echo /var/lib/loopline/serving; /opt/loopline/bin/loopline serve >/tmp/log",
             [("serve",)],
+        ),
+        (
+            "loopline models show 'm' >/dev/null 2>&1 || loopline train --model m 2>/tmp/err",
+            [("models", "show", "m"), ("train", "--model", "m")],
         ),
     ],
 )

@@ -84,6 +84,8 @@ def test_values_schema_matches_values() -> None:
         (["securityContext.runAsUser=0"], "runAsUser"),
         (["predictor.autoscaling.class=kpa"], "needs kserve.deploymentMode=Knative"),
         (["modelStorage.type=s3"], "needs modelStorage.s3.bucket"),
+        # host[:port], as KServe's serving.kserve.io/s3-endpoint annotation; the scheme is useHttps.
+        (["modelStorage.s3.endpoint=http://minio:9000"], "endpoint"),
         (["redis.enabled=false"], "externalRedis.url or externalRedis.existingSecret"),
         (["models[0].artifactSha256=not-a-sha256"], "artifactSha256"),
     ],

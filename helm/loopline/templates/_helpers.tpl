@@ -133,22 +133,10 @@ seccompProfile:
 {{- if .model.storageUri -}}
 {{- .model.storageUri -}}
 {{- else if eq $v.modelStorage.type "s3" -}}
-{{- printf "s3://%s/%s/%s" $v.modelStorage.s3.bucket (trimSuffix "/" $v.modelStorage.s3.prefix) .model.name -}}
+{{- /* The trailing / keeps the storage initializer out of prefixes that extend this one (flight-delay-challenger). */ -}}
+{{- printf "s3://%s/%s/%s/" $v.modelStorage.s3.bucket (trimSuffix "/" $v.modelStorage.s3.prefix) .model.name -}}
 {{- else -}}
 {{- printf "pvc://%s/%s/%s" (include "loopline.dataClaim" .root) (trimSuffix "/" $v.modelStorage.pvc.path) .model.name -}}
-{{- end -}}
-{{- end -}}
-
-{{/*
-Where the train job exports a model: the folder, in the jobs' mount of the chart's PVC, that the
-InferenceService's storageUri (pvc://<claim>/<path>) names; empty when the storageUri is elsewhere
-(S3, another claim), which no existing verb can write. Call with (dict "root" $ "model" $model).
-*/}}
-{{- define "loopline.exportDir" -}}
-{{- $claim := printf "pvc://%s/" (include "loopline.dataClaim" .root) -}}
-{{- $uri := include "loopline.storageUri" . -}}
-{{- if hasPrefix $claim $uri -}}
-{{- printf "%s/%s" (trimSuffix "/" .root.Values.persistence.mountPath) (trimPrefix $claim $uri | trimSuffix "/") -}}
 {{- end -}}
 {{- end -}}
 
@@ -180,28 +168,41 @@ InferenceService's storageUri (pvc://<claim>/<path>) names; empty when the stora
 {{- end -}}
 
 {{/*
-Credentials for s3:// model storage, in the jobs' environment. No job writes the bucket yet:
-`loopline models export` writes a local directory, so with S3 the train job only trains.
+Credentials and endpoint for s3:// model storage, in the jobs' environment: boto3's standard
+variables, which `loopline models export ... s3://...` reads (as KServe's storage initializer
+does in the predictor, from the same Secret and its serving.kserve.io/s3-* annotations).
 */}}
 {{- define "loopline.s3Env" -}}
+{{- $s3 := .Values.modelStorage.s3 -}}
 {{- if eq .Values.modelStorage.type "s3" }}
 - name: AWS_ACCESS_KEY_ID
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.modelStorage.s3.existingSecret }}
+      name: {{ $s3.existingSecret }}
       key: AWS_ACCESS_KEY_ID
 - name: AWS_SECRET_ACCESS_KEY
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.modelStorage.s3.existingSecret }}
+      name: {{ $s3.existingSecret }}
       key: AWS_SECRET_ACCESS_KEY
 - name: AWS_DEFAULT_REGION
-  value: {{ .Values.modelStorage.s3.region | quote }}
-{{- with .Values.modelStorage.s3.endpoint }}
+  value: {{ $s3.region | quote }}
+{{- with $s3.endpoint }}
 - name: AWS_ENDPOINT_URL
-  value: {{ printf "https://%s" . | quote }}
+  value: {{ printf "%s://%s" (ternary "https" "http" $s3.useHttps) . | quote }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* The port object storage listens on: the endpoint's, else 443 (HTTPS) or 80. */}}
+{{- define "loopline.objectStoragePort" -}}
+{{- $s3 := .Values.modelStorage.s3 -}}
+{{- $parts := splitList ":" $s3.endpoint -}}
+{{- if gt (len $parts) 1 -}}
+{{- last $parts -}}
+{{- else -}}
+{{- ternary 443 80 $s3.useHttps -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
