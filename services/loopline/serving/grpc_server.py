@@ -200,7 +200,7 @@ class InferenceServicer:
         def answer() -> Any:
             runtime = self.runtime
             runtime.check_model(request.model_name, request.model_version)
-            request_id = check_request_id(request.id, "id", runtime.schema.limits)
+            request_id = check_request_id(request.id or None, "id", runtime.schema.limits)
             requested = [output.name for output in request.outputs]
             oip.check_outputs(requested, runtime.views)
             tensors = _tensors(request, runtime.schema.limits.rows)

@@ -51,7 +51,8 @@ class InferRequest:
         request = jsonbody.loads(body[:cut])
         if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
             raise BadRequest("inference request: expected an object with an 'inputs' array")
-        request_id = check_request_id(request.get("id"), "id", limits)
+        given = request.get("id")
+        request_id = check_request_id(None if given == "" else given, "id", limits)
         parameters = _parameters(request, "parameters")
         binary_default = _flag(parameters, "binary_data_output", "parameters", False)
         requested, binary = _outputs(request.get("outputs"), binary_default)

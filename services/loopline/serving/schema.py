@@ -192,11 +192,11 @@ class InputSchema:
 
 def check_request_id(value: object, label: str, limits: Limits) -> str | None:
     """A caller's id for its prediction (``label`` names the field in errors); None when
-    absent (null, or the empty string: a gRPC request without an ``id``)."""
-    if value is None or value == "":
+    absent. (An OIP request without an ``id`` may send ``""``: those callers pass None.)"""
+    if value is None:
         return None
-    if not isinstance(value, str):
-        raise BadRequest(f"{label}: expected a string, got {brief(value)}")
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"{label}: expected a non-empty string, got {brief(value)}")
     if len(value) > limits.chars:
         raise BadRequest(f"{label}: {len(value)} characters, at most {limits.chars}")
     if _REQUEST_ID.fullmatch(value) is None:

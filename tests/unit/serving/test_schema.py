@@ -88,7 +88,8 @@ def test_a_request_id_names_the_prediction(schema: InputSchema) -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        (7, "field 'request_id': expected a string, got 7"),
+        (7, "field 'request_id': expected a non-empty string, got 7"),
+        ("", "field 'request_id': expected a non-empty string, got ''"),
         ("x" * 257, "field 'request_id': 257 characters, at most 256"),
         ("a\tb", "field 'request_id': 'a\\\\tb' has a control character"),
         ("ab\n", "field 'request_id': 'ab\\\\n' has a control character"),
