@@ -113,7 +113,11 @@ class PredictorApp:
         }
         routes = [(route, handlers[route.operation]) for route in ROUTES]
         self._fixed = {route.path: (route, h) for route, h in routes if not route.parameters}
-        self._templated = [(route, h) for route, h in routes if route.parameters]
+        # Inference first: an infer request tries one or two patterns before it is routed.
+        templated = sorted(
+            (r for r in routes if r[0].parameters), key=lambda r: r[0].endpoint != "v2_infer"
+        )
+        self._templated = [(route, route.pattern.fullmatch, h) for route, h in templated]
         self._document = orjson.dumps(openapi.document(ROUTES, runtime, endpoints))
         runtime.metrics.expose_endpoints(self._version, sorted({r.endpoint for r in ROUTES}))
 
@@ -159,11 +163,11 @@ class PredictorApp:
         fixed = self._fixed.get(path)
         if fixed is not None:
             return (*fixed, ())
-        for route, handler in self._templated:
-            match = route.pattern.fullmatch(path)
+        for route, fullmatch, handler in self._templated:
+            match = fullmatch(path)
             if match is not None:
-                segments = [unquote(group) for group in match.groups()]
-                return route, handler, (segments[0], segments[1] if len(segments) > 1 else None)
+                name, *version = match.groups()
+                return route, handler, (unquote(name), unquote(version[0]) if version else None)
         return _UNKNOWN, self._not_found, ()
 
     def _check_media(self, scope: Scope, binary: bool = False) -> None:
