@@ -102,6 +102,12 @@ def test_serving_runtime_ports_and_probes(renders: dict[str, list[kube.Doc]]) ->
     assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 3000}
     assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert runtime["spec"]["protocolVersions"] == ["v2", "grpc-v2"]
+    grpc_ready = kube.helm_template(sets=["predictor.probes.readiness=grpc"])
+    runtime = next(d for d in grpc_ready if d["kind"] == "ServingRuntime")
+    (container,) = runtime["spec"]["containers"]
+    assert container["readinessProbe"]["grpc"] == {"port": 8081}  # grpc.health.v1, service ""
+    assert "httpGet" not in container["readinessProbe"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     # Knative allows one port per container: HTTP only.
     knative = next(d for d in renders["knative-kpa"] if d["kind"] == "ServingRuntime")
     (container,) = knative["spec"]["containers"]

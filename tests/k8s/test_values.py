@@ -83,6 +83,11 @@ def test_values_schema_matches_values() -> None:
         (["predictor.autoscaling.cpuUtilization=150"], "cpuUtilization"),
         (["securityContext.runAsUser=0"], "runAsUser"),
         (["predictor.autoscaling.class=kpa"], "needs kserve.deploymentMode=Knative"),
+        (["predictor.probes.readiness=tcp"], "readiness"),
+        (
+            ["predictor.probes.readiness=grpc", "kserve.deploymentMode=Knative"],
+            "readiness=grpc needs kserve.deploymentMode=Standard",
+        ),
         (["modelStorage.type=s3"], "needs modelStorage.s3.bucket"),
         # host[:port], as KServe's serving.kserve.io/s3-endpoint annotation; the scheme is useHttps.
         (["modelStorage.s3.endpoint=http://minio:9000"], "endpoint"),

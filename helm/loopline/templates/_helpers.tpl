@@ -303,6 +303,9 @@ data/ (Feast registry and offline sources) linked to the PVC.
 {{/* Mode checks shared by the templates. */}}
 {{- define "loopline.validate" -}}
 {{- $mode := .Values.kserve.deploymentMode -}}
+{{- if and (eq .Values.predictor.probes.readiness "grpc") (ne $mode "Standard") -}}
+{{- fail "predictor.probes.readiness=grpc needs kserve.deploymentMode=Standard (Knative allows one port: HTTP)" -}}
+{{- end -}}
 {{- if and (eq .Values.predictor.autoscaling.class "kpa") (ne $mode "Knative") -}}
 {{- fail "predictor.autoscaling.class=kpa needs kserve.deploymentMode=Knative (KPA is Knative's autoscaler)" -}}
 {{- end -}}

@@ -121,7 +121,7 @@ class InferenceCore:
                 {view: lookup.status[view][i] for view in self.views},
             )
             for i, (request_id, probability) in enumerate(
-                zip(_request_ids(len(rows)), probabilities, strict=True)
+                zip(_request_ids(rows), probabilities, strict=True)
             )
         ]
         outcomes: dict[int, Outcome] = {}
@@ -274,8 +274,9 @@ class _Unloggable(Exception):
         self.row, self.error = row, error
 
 
-def _request_ids(count: int) -> list[str]:
-    """``count`` random 128-bit ids as 32 hex digits (``uuid4().hex``'s form), from one
-    ``os.urandom`` call for the batch rather than a system call per row."""
-    digits = os.urandom(16 * count).hex()
-    return [digits[32 * i : 32 * (i + 1)] for i in range(count)]
+def _request_ids(rows: Sequence[Row]) -> list[str]:
+    """Each row's id: the caller's (``Row.request_id``), or a random 128-bit id as 32 hex digits
+    (``uuid4().hex``'s form), all from one ``os.urandom`` call for the batch rather than a
+    system call per row."""
+    digits = os.urandom(16 * len(rows)).hex()
+    return [row.request_id or digits[32 * i : 32 * (i + 1)] for i, row in enumerate(rows)]

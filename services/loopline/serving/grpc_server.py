@@ -11,7 +11,12 @@ With several workers each binds the port with ``SO_REUSEPORT``. Outputs are alwa
 than ``max_body_bytes`` are refused by gRPC itself (``RESOURCE_EXHAUSTED``); one that does not
 parse as its message type is answered ``INVALID_ARGUMENT`` (gRPC's own deserialiser would answer
 ``INTERNAL``), and status details are cut like HTTP error bodies (``errors.bounded``), so an
-echoed name never overflows the metadata limit.
+echoed name never overflows the metadata limit. A refusal the caller should retry
+(``RESOURCE_EXHAUSTED`` from admission, ``UNAVAILABLE``) carries a ``retry-after`` trailing
+metadata entry, the seconds HTTP's ``Retry-After`` header carries. ``ModelInfer``'s ``id`` names
+its predictions as the REST ``id`` does (``schema.columns_to_rows``).
+
+The same server runs the standard health and reflection services (``grpc_standard``).
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ from loopline.errors import BadRequest, RequestError, Unavailable, bounded, brie
 from loopline.serving import oip
 from loopline.serving.core import Prediction
 from loopline.serving.endpoints import Endpoints
+from loopline.serving.grpc_standard import Readiness, add_standard_services
 from loopline.serving.runtime import Runtime
-from loopline.serving.schema import Row
+from loopline.serving.schema import Row, check_request_id
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -92,8 +98,9 @@ CONTENTS = {
 
 def start_grpc_server(
     runtime: Runtime, endpoints: Endpoints, loop: asyncio.AbstractEventLoop
-) -> grpc.Server:
-    """Listen on ``grpc_port``; inference runs on ``loop`` (the worker's event loop)."""
+) -> tuple[grpc.Server, Readiness]:
+    """Listen on ``grpc_port``; inference runs on ``loop`` (the worker's event loop). The
+    health service is returned, to be refreshed when readiness changes."""
     settings = runtime.settings
     server = grpc.server(
         ThreadPoolExecutor(THREADS, thread_name_prefix="grpc"),
@@ -113,11 +120,12 @@ def start_grpc_server(
         for method in METHODS
     }
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, handlers)])
+    readiness = add_standard_services(server, runtime, pb, SERVICE, METHODS)
     address = f"{settings.host}:{settings.grpc_port}"
     if server.add_insecure_port(address) == 0:
         raise OSError(f"cannot listen for gRPC on {address}")
     server.start()
-    return server
+    return server, readiness
 
 
 class Undecodable:
@@ -192,11 +200,11 @@ class InferenceServicer:
         def answer() -> Any:
             runtime = self.runtime
             runtime.check_model(request.model_name, request.model_version)
-            if len(request.id) > runtime.schema.limits.chars:
-                raise BadRequest(f"id: at most {runtime.schema.limits.chars} characters")
+            request_id = check_request_id(request.id or None, "id", runtime.schema.limits)
             requested = [output.name for output in request.outputs]
             oip.check_outputs(requested, runtime.views)
-            rows = oip.to_rows(runtime.schema, _tensors(request, runtime.schema.limits.rows))
+            tensors = _tensors(request, runtime.schema.limits.rows)
+            rows = oip.to_rows(runtime.schema, tensors, request_id)
             handover = asyncio.run_coroutine_threadsafe(self._predict(rows), self._loop)
             remaining = context.time_remaining()  # None, or huge, without a client deadline
             try:
@@ -241,6 +249,9 @@ class InferenceServicer:
             return answer()
         except RequestError as error:
             code = error.grpc_code
+            retry_after = dict(error.headers).get(b"retry-after")
+            if retry_after is not None:
+                context.set_trailing_metadata((("retry-after", retry_after.decode()),))
             context.abort(getattr(grpc.StatusCode, code), bounded(str(error)))  # raises
             raise
         except Exception:

@@ -1,9 +1,12 @@
-"""The HTTP hot path: native JSON API, OIP v2 REST, health and metrics, as one plain ASGI app.
+"""The HTTP hot path: native JSON API, OIP v2 REST, health, metrics and the API document, as one
+plain ASGI app.
 
-It sits in front of the BentoML app (see ``service``) and answers its routes without Starlette
-request objects, routing tables or BentoML's middleware; only BentoML's own paths (``/livez``,
-``/readyz``, its docs) go on to BentoML, so every other path is answered here, in JSON. Routes
-match the raw path (``%2f`` is not a separator; path segments are decoded after matching).
+It sits in front of the BentoML app (see ``service``) and answers its routes (``routes.ROUTES``)
+without Starlette request objects or BentoML's middleware; only BentoML's own paths (``/livez``,
+``/readyz``, its UI and static files) go on to BentoML, so every other path is answered here, in
+JSON. Routes match the raw path (``%2f`` is not a separator; path segments are decoded after
+matching). ``GET /openapi.json`` is the OpenAPI 3.1 document of every route (``openapi``), and
+``GET /docs`` a Swagger UI page for it, from the assets BentoML serves (nothing from outside).
 Every inference route checks, in this order: bearer token (401), model name and version (404),
 method (405 with ``Allow``), ``Content-Type`` (415 unless JSON, or binary with
 ``Inference-Header-Content-Length``), body size from ``Content-Length`` before reading and again
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,10 +40,11 @@ from loopline.errors import (
     bounded,
     clip,
 )
-from loopline.serving import jsonbody, oip, oip_rest
+from loopline.serving import jsonbody, oip, oip_rest, openapi
 from loopline.serving.core import Prediction
 from loopline.serving.endpoints import Endpoints
 from loopline.serving.http_protocol import RECEIVED
+from loopline.serving.routes import BENTOML_PATHS, BENTOML_PREFIXES, ROUTES, Route
 from loopline.serving.runtime import Runtime
 from loopline.serving.schema import parse_objects
 
@@ -50,13 +53,15 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Handler = Callable[..., Awaitable["_Reply"]]
 JSON = b"application/json"
+HTML = b"text/html; charset=utf-8"
 CLOSE = (b"connection", b"close")
-_MODEL_ROUTE = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?")
-_POST_ROUTES = frozenset({"predict", "predict_batch", "v2_infer"})
-_BENTOML_PATHS = frozenset({"/", "/livez", "/healthz", "/readyz", "/schema.json", "/docs.json"})
-_BENTOML_PREFIXES = ("/assets/", "/static_content/")
+_BENTOML = frozenset(BENTOML_PATHS)
 _GET = "GET, HEAD"
+_UNKNOWN = Route("", "GET", "", "v2_metadata", protected=True)
+"""What an unknown path is answered as: 404, after the token check (which paths exist is not
+told to a caller without the token)."""
 
 
 class _Reply:
@@ -90,36 +95,49 @@ class PredictorApp:
         self._limit = runtime.settings.max_body_bytes
         self._body_timeout_s = runtime.settings.body_timeout_s
         self._version = runtime.served.version
-        self._fixed: dict[str, tuple[str, Callable[..., Awaitable[_Reply]]]] = {
-            "/predict": ("predict", self._predict),
-            "/predict_batch": ("predict_batch", self._predict_batch),
-            "/v2/health/live": ("v2_health", self._live),
-            "/v2/health/ready": ("v2_health", self._ready),
-            "/v2": ("v2_metadata", self._server_metadata),
-            "/v2/": ("v2_metadata", self._server_metadata),
-            "/metrics": ("metrics", self._metrics),
+        handlers: dict[str, Handler] = {
+            "predict": self._predict,
+            "predict_batch": self._predict_batch,
+            "server_live": self._live,
+            "server_ready": self._ready,
+            "server_metadata": self._server_metadata,
+            "server_metadata_slash": self._server_metadata,
+            "model_metadata": self._model_metadata,
+            "model_version_metadata": self._model_metadata,
+            "model_ready": self._model_ready,
+            "model_version_ready": self._model_ready,
+            "model_infer": self._infer,
+            "model_version_infer": self._infer,
+            "metrics": self._metrics,
+            "openapi": self._openapi,
+            "docs": self._docs,
         }
-        names = {endpoint for endpoint, _ in self._fixed.values()} | {"v2_infer"}
-        runtime.metrics.expose_endpoints(self._version, sorted(names))
+        routes = [(route, handlers[route.operation]) for route in ROUTES]
+        self._fixed = {route.path: (route, h) for route, h in routes if not route.parameters}
+        # Inference first: an infer request tries one or two patterns before it is routed.
+        templated = sorted(
+            (r for r in routes if r[0].parameters), key=lambda r: r[0].endpoint != "v2_infer"
+        )
+        self._templated = [(route, route.pattern.fullmatch, h) for route, h in templated]
+        self._document = orjson.dumps(openapi.document(ROUTES, runtime, endpoints))
+        runtime.metrics.expose_endpoints(self._version, sorted({r.endpoint for r in ROUTES}))
 
     def handles(self, path: str) -> bool:
         """Every path but BentoML's own: an unknown one is answered 404 in JSON here."""
-        return path in self._fixed or not (
-            path in _BENTOML_PATHS or path.startswith(_BENTOML_PREFIXES)
-        )
+        return path in self._fixed or not (path in _BENTOML or path.startswith(BENTOML_PREFIXES))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = scope.get("extensions", {}).get(RECEIVED) or time.perf_counter()
         raw_path = scope.get("raw_path")
         path: str = raw_path.decode("latin-1") if raw_path else scope["path"]
-        endpoint, handler, arguments = self._route(path)
+        route, handler, arguments = self._route(path)
         try:
-            if endpoint in ("predict", "predict_batch", "v2_infer", "v2_metadata"):
+            if route.protected:
                 self._endpoints.token.check(_header(scope, b"authorization"))
             if arguments:  # a model's route: an unknown model is 404 whatever the method
                 self.runtime.check_model(*arguments)
-            if handler != self._not_found:
-                self._check_method(scope["method"], endpoint)
+            if route is not _UNKNOWN:
+                _check_method(scope["method"], route.method)
             reply = await handler(scope, receive, *arguments)
         except RequestError as error:
             body = orjson.dumps({"error": bounded(str(error))})
@@ -139,28 +157,20 @@ class PredictorApp:
         body = b"" if scope["method"] == "HEAD" else reply.body
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        self.runtime.metrics.observe_request(endpoint, self._version, reply.status, seconds)
+        self.runtime.metrics.observe_request(route.endpoint, self._version, reply.status, seconds)
 
-    def _route(self, path: str) -> tuple[str, Callable[..., Awaitable[_Reply]], tuple[Any, ...]]:
-        if path in self._fixed:
-            return (*self._fixed[path], ())
-        match = _MODEL_ROUTE.fullmatch(path)
-        if match is None:
-            return "v2_metadata", self._not_found, ()
-        name, version, action = match.groups()
-        arguments = (unquote(name), None if version is None else unquote(version))
-        if action == "/infer":
-            return "v2_infer", self._infer, arguments
-        if action == "/ready":
-            return "v2_health", self._model_ready, arguments
-        return "v2_metadata", self._model_metadata, arguments
-
-    def _check_method(self, method: str, endpoint: str) -> None:
-        if endpoint in _POST_ROUTES:
-            if method != "POST":
-                raise MethodNotAllowed(f"{clip(method)}: this route takes POST", "POST")
-        elif method not in ("GET", "HEAD"):
-            raise MethodNotAllowed(f"{clip(method)}: this route takes GET", _GET)
+    def _route(self, path: str) -> tuple[Route, Handler, tuple[Any, ...]]:
+        """The route, its handler and, for a model's route, the model name and version (None
+        when the path has none)."""
+        fixed = self._fixed.get(path)
+        if fixed is not None:
+            return (*fixed, ())
+        for route, fullmatch, handler in self._templated:
+            match = fullmatch(path)
+            if match is not None:
+                name, *version = match.groups()
+                return route, handler, (unquote(name), unquote(version[0]) if version else None)
+        return _UNKNOWN, self._not_found, ()
 
     def _check_media(self, scope: Scope, binary: bool = False) -> None:
         """415 for a body that says it is not JSON; no ``Content-Type`` is taken as JSON (some
@@ -244,7 +254,7 @@ class PredictorApp:
             body, header, self.runtime.schema.limits, self.runtime.views
         )
         predictions = await self.runtime.serve(
-            oip.to_rows(self.runtime.schema, request.tensors), "v2_infer"
+            oip.to_rows(self.runtime.schema, request.tensors, request.request_id), "v2_infer"
         )
         tensors = oip.outputs(self.runtime.views, predictions)
         body, binary_header = request.respond(self.runtime.served.name, self._version, tensors)
@@ -276,8 +286,22 @@ class PredictorApp:
         body, content_type = self.runtime.metrics.exposition()
         return _Reply(200, body, content_type.encode())
 
+    async def _openapi(self, scope: Scope, receive: Receive) -> _Reply:
+        return _Reply(200, self._document)
+
+    async def _docs(self, scope: Scope, receive: Receive) -> _Reply:
+        return _Reply(200, openapi.DOCS_PAGE, HTML)
+
     async def _not_found(self, scope: Scope, receive: Receive) -> _Reply:
         raise NotFound(f"no route {clip(scope['path'])}")
+
+
+def _check_method(method: str, allowed: str) -> None:
+    if allowed == "POST":
+        if method != "POST":
+            raise MethodNotAllowed(f"{clip(method)}: this route takes POST", "POST")
+    elif method not in ("GET", "HEAD"):
+        raise MethodNotAllowed(f"{clip(method)}: this route takes GET", _GET)
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

@@ -90,8 +90,11 @@ def decode(
     return Tensor(name, datatype, dims, values)
 
 
-def to_rows(schema: InputSchema, tensors: Sequence[Tensor]) -> list[Row]:
-    """The rows the input tensors describe: one per element of the first dimension."""
+def to_rows(
+    schema: InputSchema, tensors: Sequence[Tensor], request_id: str | None = None
+) -> list[Row]:
+    """The rows the input tensors describe: one per element of the first dimension, named
+    after the request's ``id`` (validated, ``schema.check_request_id``) when it has one."""
     known = schema.oip_datatypes
     columns: dict[str, list[Any]] = {}
     rows: int | None = None
@@ -116,7 +119,7 @@ def to_rows(schema: InputSchema, tensors: Sequence[Tensor]) -> list[Row]:
         columns[tensor.name] = tensor.values
     if not rows:
         raise BadRequest("the request has no inputs or no rows")
-    return columns_to_rows(schema, columns, rows)
+    return columns_to_rows(schema, columns, rows, request_id)
 
 
 def outputs(views: Sequence[str], predictions: Sequence[Prediction]) -> list[Tensor]:

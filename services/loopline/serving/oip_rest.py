@@ -8,7 +8,8 @@ its ``binary_data_size``. Outputs are sent as JSON ``data`` or, where the reques
 The whole request is validated by ``parse``, before it is served: every field the spec types
 (``id`` a string, ``parameters`` an object, ``outputs`` an array of named objects), binary sizes
 that are non-negative integers and account for every byte after the header, and no input given
-both as ``data`` and as binary.
+both as ``data`` and as binary. The ``id``, when given, names the request's predictions (their
+``request_id``, in the answer and the prediction log; ``schema.check_request_id`` bounds it).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import orjson
 
 from loopline.errors import BadRequest, brief
 from loopline.serving import jsonbody, oip
-from loopline.serving.schema import Limits
+from loopline.serving.schema import Limits, check_request_id
 
 
 @dataclass(frozen=True, slots=True)
 class InferRequest:
     request: dict[str, Any]
+    request_id: str | None
+    """The request's ``id``, which names its predictions (``schema.columns_to_rows``)."""
     tensors: list[oip.Tensor]
     requested: list[str]
     """Output names asked for, in order (none: all)."""
@@ -48,17 +51,14 @@ class InferRequest:
         request = jsonbody.loads(body[:cut])
         if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
             raise BadRequest("inference request: expected an object with an 'inputs' array")
-        request_id = request.get("id")
-        if request_id is not None and (
-            not isinstance(request_id, str) or len(request_id) > limits.chars
-        ):
-            raise BadRequest(f"id: expected a string of at most {limits.chars} characters")
+        given = request.get("id")
+        request_id = check_request_id(None if given == "" else given, "id", limits)
         parameters = _parameters(request, "parameters")
         binary_default = _flag(parameters, "binary_data_output", "parameters", False)
         requested, binary = _outputs(request.get("outputs"), binary_default)
         oip.check_outputs(requested, views)
         tensors = _inputs(request["inputs"], body[cut:], limits.rows)
-        return cls(request, tensors, requested, binary, binary_default)
+        return cls(request, request_id, tensors, requested, binary, binary_default)
 
     def respond(
         self, model: str, version: str, tensors: list[oip.Tensor]

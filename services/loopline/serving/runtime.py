@@ -22,7 +22,7 @@ import gc
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import psutil
@@ -111,6 +111,17 @@ class Runtime:
     async def start(self) -> None:
         self.log.open()
         self._warm_up = asyncio.create_task(self._warm_up_until_ready())
+
+    def on_warm(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the event loop once the warm-up has succeeded (after
+        ``start``); never if it is cancelled first."""
+        assert self._warm_up is not None, "start() first"
+
+        def done(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is None:
+                callback()
+
+        self._warm_up.add_done_callback(done)
 
     async def stop(self) -> None:
         """Drain, once no transport takes requests: the batcher is flushed and the log made

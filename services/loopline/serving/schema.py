@@ -1,13 +1,20 @@
 """What a prediction request carries, derived from the model spec and the feature plan.
 
 One ``InputSchema`` serves every protocol: the native JSON API validates objects against it, and
-the OIP metadata and tensor decoding are generated from it. Required fields are the spec's entity
-keys and request fields, typed as Feast declares them (join keys by their entity, request-time
-fields by their request source) or, failing that, by the spec (categorical: string, numeric:
-double). Two fields are optional: the spec's request id (e.g. ``flight_id``), passed through to
-the prediction log for the outcome join, and ``event_timestamp``, the time the features must be
-valid at (ISO 8601, UTC when no offset is given; default: now). The reference data is from 2013,
-so replayed requests send their own time and the TTL check applies to it.
+the OIP metadata, tensor decoding and the OpenAPI document (``openapi``) are generated from it.
+Required fields are the spec's entity keys and request fields, typed as Feast declares them (join
+keys by their entity, request-time fields by their request source) or, failing that, by the spec
+(categorical: string, numeric: double). Two fields are optional: the spec's request id (e.g.
+``flight_id``), passed through to the prediction log for the outcome join, and
+``event_timestamp``, the time the features must be valid at (ISO 8601, UTC when no offset is
+given; default: now). The reference data is from 2013, so replayed requests send their own time
+and the TTL check applies to it.
+
+A native request may also name its prediction: ``request_id`` (the OIP request's ``id``), at most
+``Limits.chars`` characters and no control characters, becomes the server's id of the prediction,
+answered and written to the prediction log. Ids repeated within one batch are refused; the server
+cannot see across requests, and the log's readers keep the first record of a repeated id, so a
+caller's ids should be unique.
 
 Validation bounds every value the model and the prediction log will see, so a row that passes
 can be served and logged: integers within int64, numbers finite, strings at most
@@ -19,6 +26,7 @@ bad value (``errors.brief``).
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +41,11 @@ from loopline.spec import ModelSpec
 from loopline.times import iso_to_epoch
 
 TIMESTAMP = "event_timestamp"
+REQUEST_ID = "request_id"
+REQUEST_ID_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+"""A caller's request id: no control characters (one pattern for validation and the OpenAPI
+document), at least one character; its length bound is ``Limits.chars``."""
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 OIP_DATATYPE = {"string": "BYTES", "int64": "INT64", "double": "FP64"}
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC).timestamp()
@@ -56,11 +69,13 @@ class Limits:
 @dataclass(frozen=True, slots=True)
 class Row:
     """One validated request: typed fields (entity keys and request fields), the time its
-    features must be valid at (epoch seconds) and the caller's request id, if any."""
+    features must be valid at (epoch seconds), the caller's value of the spec's id field
+    (``client_id``) and the id the caller gave the prediction (``request_id``), if any."""
 
     fields: dict[str, Any]
     as_of: float
     client_id: str | None
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +103,8 @@ class InputSchema:
         missing = sorted(set(plan.request_schema) - set(names))
         if missing:
             raise ValueError(f"feature service reads request fields the spec lacks: {missing}")
+        if REQUEST_ID in {*names, spec.request_id, TIMESTAMP}:
+            raise ValueError(f"{REQUEST_ID!r} names the prediction: no spec field may take it")
         default: dict[str, FieldType] = {"categorical": "string", "numeric": "double"}
         types = {
             n: declared.get(n) or default[spec.request_fields.get(n, "categorical")] for n in names
@@ -108,14 +125,21 @@ class InputSchema:
         """Validate one native JSON request object; ``BadRequest`` names the offending field."""
         if not isinstance(value, dict):
             raise BadRequest(f"{where or 'body: '}expected a JSON object, got {brief(value)}")
-        unknown = [name for name in value if name not in self.fields and name not in self.optional]
+        unknown = [
+            name
+            for name in value
+            if name not in self.fields and name not in self.optional and name != REQUEST_ID
+        ]
         if unknown:
-            raise BadRequest(f"{where}unknown field {brief(unknown[0])}; fields: {self.describe()}")
+            raise BadRequest(
+                f"{where}unknown field {brief(unknown[0])}; fields: {self.describe()}, {REQUEST_ID}"
+            )
         fields = {name: self.check(name, value.get(name), where) for name in self.fields}
         return Row(
             fields,
             self.timestamp(value.get(TIMESTAMP), where),
             self.client_id(value.get(self.id_field), where),
+            check_request_id(value.get(REQUEST_ID), f"{where}field {REQUEST_ID!r}", self.limits),
         )
 
     def check(self, name: str, value: Any, where: str = "") -> Any:
@@ -166,6 +190,20 @@ class InputSchema:
         return f"{required}; optional: {self.id_field}, {TIMESTAMP} (ISO 8601)"
 
 
+def check_request_id(value: object, label: str, limits: Limits) -> str | None:
+    """A caller's id for its prediction (``label`` names the field in errors); None when
+    absent. (An OIP request without an ``id`` may send ``""``: those callers pass None.)"""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"{label}: expected a non-empty string, got {brief(value)}")
+    if len(value) > limits.chars:
+        raise BadRequest(f"{label}: {len(value)} characters, at most {limits.chars}")
+    if _REQUEST_ID.fullmatch(value) is None:
+        raise BadRequest(f"{label}: {brief(value)} has a control character")
+    return value
+
+
 def parse_timestamp(value: object, where: str = "") -> float:
     """Epoch seconds of an ISO 8601 time (UTC unless it has an offset), between ``EARLIEST``
     and ``LATEST``; now when absent."""
@@ -193,13 +231,28 @@ def parse_objects(schema: InputSchema, body: object, limit: int | None = None) -
         raise BadRequest("body: expected a non-empty JSON array of request objects")
     if len(body) > limit:
         raise BadRequest(f"body: at most {limit} requests per batch, got {len(body)}")
-    return [schema.parse_object(item, f"[{i}] ") for i, item in enumerate(body)]
+    rows = [schema.parse_object(item, f"[{i}] ") for i, item in enumerate(body)]
+    first: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        if row.request_id is not None:
+            seen = first.setdefault(row.request_id, i)
+            if seen != i:
+                raise BadRequest(
+                    f"[{i}] field {REQUEST_ID!r}: {brief(row.request_id)} is item [{seen}]'s too"
+                )
+    return rows
 
 
 def columns_to_rows(
-    schema: InputSchema, columns: Mapping[str, Sequence[Any]], rows: int
+    schema: InputSchema,
+    columns: Mapping[str, Sequence[Any]],
+    rows: int,
+    request_id: str | None = None,
 ) -> list[Row]:
-    """Rows from typed columns (OIP tensors): every required field, optional id and time."""
+    """Rows from typed columns (OIP tensors): every required field, optional id and time.
+    ``request_id`` (the OIP request's ``id``, validated) names the prediction of a one-row
+    request; the rows of a longer one are ``<id>:0``, ``<id>:1``, … (the log keeps one record
+    per id)."""
     for name in schema.fields:
         if name not in columns:
             raise BadRequest(f"input {name!r} is required; inputs: {schema.describe()}")
@@ -213,9 +266,17 @@ def columns_to_rows(
             },
             schema.timestamp(times[i] if times is not None else None, f"[{i}] "),
             schema.client_id(ids[i], f"[{i}] ") if ids is not None else None,
+            _row_request_id(request_id, i, rows),
         )
         for i in range(rows)
     ]
+
+
+def _row_request_id(request_id: str | None, row: int, rows: int) -> str | None:
+    """Row ``row``'s id, of ``rows``, in a request named ``request_id``."""
+    if request_id is None or rows == 1:
+        return request_id
+    return f"{request_id}:{row}"
 
 
 def _int64(name: str, value: int | float, where: str) -> int:

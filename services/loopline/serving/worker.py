@@ -6,9 +6,9 @@ BentoML service builds a ``Worker`` in its ``__init__``; BentoML's uvicorn serve
 run the gRPC server and the runtime around it.
 
 SIGTERM (``uvicorn_worker.DrainingServer``): readiness turns false at once (``Runtime.drain``:
-HTTP ``/v2/health/ready``, BentoML's ``/readyz``, gRPC ``ServerReady``), both transports keep
-serving for ``shutdown_drain_s``, then HTTP stops accepting; once it has finished its requests
-``stop`` stops gRPC (which finishes its own calls) and drains the runtime.
+HTTP ``/v2/health/ready``, BentoML's ``/readyz``, gRPC ``ServerReady`` and ``grpc.health.v1``),
+both transports keep serving for ``shutdown_drain_s``, then HTTP stops accepting; once it has
+finished its requests ``stop`` stops gRPC (which finishes its own calls) and drains the runtime.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from loopline.serving import uvicorn_worker
 from loopline.serving.endpoints import Endpoints
 from loopline.serving.grpc_server import start_grpc_server
+from loopline.serving.grpc_standard import Readiness
 from loopline.serving.http import PredictorApp
 from loopline.serving.runtime import Runtime
 from loopline.serving.shedding import LoopLag, Shedder
@@ -32,28 +33,38 @@ class Worker:
         self.http = PredictorApp(runtime, self.endpoints)
         self._grpc: Any = None
         self._lag = LoopLag(runtime.settings.saturated_lag_ms)
+        self._health: Readiness | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def load(cls, settings: Settings) -> Worker:
         return cls(Runtime.load(settings))
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         await self.runtime.start()
-        self._grpc = start_grpc_server(self.runtime, self.endpoints, asyncio.get_running_loop())
+        self._grpc, self._health = start_grpc_server(self.runtime, self.endpoints, self._loop)
+        self.runtime.on_warm(self._health.refresh)
         if uvicorn_worker.current is not None:  # served by ``loopline serve``
             uvicorn_worker.current.on_drain(self._begin_drain)
-            self._lag.start(asyncio.get_running_loop())
+            self._lag.start(self._loop)
             uvicorn_worker.current.shed_with(Shedder(self.runtime, self.endpoints, self._lag))
 
     def _begin_drain(self) -> bool:
-        """In the SIGTERM handler: readiness false; something to drain if it was ready."""
+        """In the SIGTERM handler: readiness false (gRPC health's watchers are told from the
+        event loop: a signal handler must not take the locks a gRPC thread may hold);
+        something to drain if it was ready."""
         serving = self.runtime.ready
         self.runtime.drain()
+        if self._loop is not None and self._health is not None:
+            self._loop.call_soon_threadsafe(self._health.refresh)
         return serving
 
     async def stop(self) -> None:
         """Drain: gRPC stops taking calls and finishes its own (the loop keeps serving them
         meanwhile; HTTP has drained already), then the runtime flushes the batcher and log."""
+        if self._health is not None:
+            self._health.enter_graceful_shutdown()
         if self._grpc is not None:
             stopped = self._grpc.stop(self.runtime.settings.shutdown_grace_s)
             await asyncio.to_thread(stopped.wait)

@@ -48,8 +48,14 @@ def triton(address: str, call: str, arguments: dict[str, Any]) -> dict[str, Any]
             tensor = grpcclient.InferInput(name, list(array.shape), datatype)
             tensor.set_data_from_numpy(array)
             inputs.append(tensor)
-        result = client.infer(arguments.get("model", MODEL), inputs, headers=headers)
+        result = client.infer(
+            arguments.get("model", MODEL),
+            inputs,
+            headers=headers,
+            request_id=arguments.get("request_id", ""),
+        )
         return {
+            "id": result.get_response().id,
             "model_version": result.get_response().model_version,
             "probability": result.as_numpy("probability").tolist(),
             "request_id": [b.decode() for b in result.as_numpy("request_id")],

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from loopline.errors import BadRequest
-from loopline.serving.schema import InputSchema, parse_objects, parse_timestamp
+from loopline.serving.schema import InputSchema, columns_to_rows, parse_objects, parse_timestamp
 from loopline.spec import load_spec
 
 REQUEST = {**load_spec("flight-delay").example_request, "distance": 1400}  # an int is a number
@@ -77,3 +77,42 @@ def test_batch_errors_name_the_item(schema: InputSchema) -> None:
         parse_objects(schema, {"instances": []}, 10)
     with pytest.raises(BadRequest, match="at most 1 requests"):
         parse_objects(schema, [REQUEST, REQUEST], limit=1)
+
+
+def test_a_request_id_names_the_prediction(schema: InputSchema) -> None:
+    assert schema.parse_object({**REQUEST, "request_id": "order-7"}).request_id == "order-7"
+    assert schema.parse_object({**REQUEST, "request_id": None}).request_id is None
+    assert schema.parse_object(REQUEST).request_id is None
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (7, "field 'request_id': expected a non-empty string, got 7"),
+        ("", "field 'request_id': expected a non-empty string, got ''"),
+        ("x" * 257, "field 'request_id': 257 characters, at most 256"),
+        ("a\tb", "field 'request_id': 'a\\\\tb' has a control character"),
+        ("ab\n", "field 'request_id': 'ab\\\\n' has a control character"),
+    ],
+)
+def test_a_bad_request_id_is_refused(schema: InputSchema, value: object, message: str) -> None:
+    with pytest.raises(BadRequest, match=message):
+        schema.parse_object({**REQUEST, "request_id": value})
+
+
+def test_request_ids_repeated_in_a_batch_are_refused(schema: InputSchema) -> None:
+    rows = parse_objects(schema, [{**REQUEST, "request_id": "a"}, REQUEST, REQUEST], limit=10)
+    assert [row.request_id for row in rows] == ["a", None, None]
+    with pytest.raises(BadRequest, match=r"\[2\] field 'request_id': 'a' is item \[0\]'s too"):
+        parse_objects(
+            schema, [{**REQUEST, "request_id": "a"}, REQUEST, {**REQUEST, "request_id": "a"}]
+        )
+
+
+def test_the_oip_id_names_each_row(schema: InputSchema) -> None:
+    columns = {name: [value] * 2 for name, value in REQUEST.items()}
+    rows = columns_to_rows(schema, columns, 2, "batch-1")
+    assert [row.request_id for row in rows] == ["batch-1:0", "batch-1:1"]
+    one = columns_to_rows(schema, {name: [value] for name, value in REQUEST.items()}, 1, "b")
+    assert one[0].request_id == "b"
+    assert columns_to_rows(schema, columns, 2)[0].request_id is None

@@ -135,8 +135,9 @@ def parse(request: dict[str, Any], binary: bytes = b"") -> InferRequest:
         (infer_body(outputs=[{"name": "score"}]), b"", "unknown output 'score'"),
         (infer_body(outputs=[{"name": "probability"}] * 2), b"", "asked for more than once"),
         (infer_body(outputs=[{"name": "probability", "parameters": 3}]), b"", "parameters"),
-        (infer_body(id=7), b"", "id: expected a string"),
-        (infer_body(id="x" * 33), b"", "id: expected a string of at most 32"),
+        (infer_body(id=7), b"", "id: expected a non-empty string"),
+        (infer_body(id="x" * 33), b"", "id: 33 characters, at most 32"),
+        (infer_body(id="a\nb"), b"", "id: .* has a control character"),
         (
             {"inputs": [{"name": "x", "datatype": "INT64", "shape": [1], "parameters": 1}]},
             b"",
