@@ -1,0 +1,34 @@
+"""Live events: departures, weather observations and outcomes, as producers send them.
+
+``POST /events`` (serving) and producers that ``XADD`` directly write them to an event stream;
+``loopline ingest`` reads them back, updates the streaming aggregates and hands outcomes on.
+All of them use the one record type, ``Event`` (docs/events.md).
+
+record      the typed event, its strict parser, encoder and decoder
+"""
+
+from loopline.events.record import (
+    Event,
+    EventError,
+    EventType,
+    OutcomeStatus,
+    decode,
+    departure_event_id,
+    encode,
+    outcome_event_id,
+    parse,
+    weather_event_id,
+)
+
+__all__ = [
+    "Event",
+    "EventError",
+    "EventType",
+    "OutcomeStatus",
+    "decode",
+    "departure_event_id",
+    "encode",
+    "outcome_event_id",
+    "parse",
+    "weather_event_id",
+]
