@@ -102,7 +102,8 @@ def test_optional_parts_follow_their_flags(renders: dict[str, list[kube.Doc]]) -
         ("CronJob", "loopline-train-flight-delay-challenger"),
     )
     external = _objects(renders["knative-hpa-external-url"], ("CronJob", "loopline-materialize"))
-    assert not {k for k in external if k[0] in ("NetworkPolicy", "StatefulSet", "Pod")}
+    assert not {k for k in external if k[0] in ("NetworkPolicy", "Pod")}
+    assert {k for k in external if k[0] == "StatefulSet"} == {("StatefulSet", "loopline-ingest")}
     assert not {k for k in external if k[1].startswith("loopline-train-")}, "jobs.train.enabled"
     assert ("Job", "loopline-first-run") not in external, "jobs.firstRun.enabled"
     assert ("PersistentVolumeClaim", "loopline-data") not in external

@@ -17,7 +17,7 @@ LEAVES = {"spec", "settings", "errors", "times", "files", "console"}
 LAYERS = [
     {"cli"},
     {"serving", "monitoring", "rollout", "ingest", "jobs"},
-    {"predictions", "registry", "features", "model", "data"},
+    {"predictions", "events", "outcomes", "registry", "features", "model", "data"},
     LEAVES,
 ]
 """Top first: a module may import its own layer's other packages or lower ones, never higher."""

@@ -43,6 +43,7 @@ from loopline.errors import (
 from loopline.serving import jsonbody, oip, oip_rest, openapi
 from loopline.serving.core import Prediction
 from loopline.serving.endpoints import Endpoints
+from loopline.serving.events_route import EventsRoute
 from loopline.serving.http_protocol import RECEIVED
 from loopline.serving.routes import BENTOML_PATHS, BENTOML_PREFIXES, ROUTES, Route
 from loopline.serving.runtime import Runtime
@@ -111,7 +112,9 @@ class PredictorApp:
             "metrics": self._metrics,
             "openapi": self._openapi,
             "docs": self._docs,
+            "post_events": self._events_post,
         }
+        self.events = EventsRoute(runtime.settings)
         routes = [(route, handlers[route.operation]) for route in ROUTES]
         self._fixed = {route.path: (route, h) for route, h in routes if not route.parameters}
         # Inference first: an infer request tries one or two patterns before it is routed.
@@ -188,8 +191,9 @@ class PredictorApp:
             f"Content-Type {clip(content_type.decode('latin-1'))}: expected application/json"
         )
 
-    async def _body(self, scope: Scope, receive: Receive) -> bytes:
-        """The whole body within ``body_timeout_s`` (408), then a first admission check."""
+    async def _body(self, scope: Scope, receive: Receive, admit: bool = True) -> bytes:
+        """The whole body within ``body_timeout_s`` (408), then a first admission check
+        (``admit``: the model's; events do not wait for it)."""
         if scope["method"] != "POST":
             raise NotFound(f"{scope['method']} {scope['path']}: use POST")
         length = _header(scope, b"content-length")
@@ -204,7 +208,8 @@ class PredictorApp:
             raise RequestTimeout(
                 f"the body did not arrive within {self._body_timeout_s:g} s"
             ) from None
-        self.runtime.check_admission()
+        if admit:
+            self.runtime.check_admission()
         return body
 
     async def _read(self, receive: Receive) -> bytes:
@@ -262,6 +267,11 @@ class PredictorApp:
             return _Reply(200, body)
         headers = ((b"inference-header-content-length", binary_header),)
         return _Reply(200, body, b"application/octet-stream", headers)
+
+    async def _events_post(self, scope: Scope, receive: Receive) -> _Reply:
+        self._check_media(scope)
+        body = await self._body(scope, receive, admit=False)
+        return _json(await self.events.post(jsonbody.loads(body)), 202)
 
     async def _live(self, scope: Scope, receive: Receive) -> _Reply:
         return _json({"live": True})

@@ -82,6 +82,8 @@ class _Operation:
     body: str | None = None
     """The JSON request body's component schema."""
     errors: tuple[int, ...] = ()
+    status: int = 200
+    """The status of the answer that succeeds."""
 
 
 def _json(schema: Schema) -> tuple[str, Schema]:
@@ -119,6 +121,14 @@ _OPERATIONS = {
         "inference_request",
         _INFERENCE_ERRORS,
     ),
+    "post_events": _Operation(
+        "events",
+        "Append one event or a list to the event stream, all or none (docs/events.md)",
+        _json(ref("events_response")),
+        "events_request",
+        (400, 408, 413, 415, 503),
+        status=202,
+    ),
     "metrics": _Operation("operations", "Prometheus metrics (text exposition format)", _TEXT),
     "openapi": _Operation("operations", "This document", _json({"type": "object"})),
     "docs": _Operation(
@@ -150,6 +160,7 @@ def document(routes: Sequence[Route], runtime: Runtime, endpoints: Endpoints) ->
     components = {
         **openapi_schemas.native(schema, served.spec, runtime.views),
         **openapi_schemas.oip_protocol(endpoints.model_metadata, schema.limits.chars, example),
+        **openapi_schemas.events(),
     }
     paths: dict[str, Any] = {}
     for route in routes:
@@ -186,7 +197,7 @@ def _operation(route: Route, protected: bool) -> dict[str, Any]:
     described = _OPERATIONS[kind]
     media, schema = described.answer
     responses: dict[str, Any] = {
-        "200": {"description": "OK", "content": {media: {"schema": schema}}}
+        str(described.status): {"description": "OK", "content": {media: {"schema": schema}}}
     }
     for status in sorted({*described.errors, 405, *((401,) if protected else ())}):
         responses[str(status)] = _error(status, _OIP_ERROR.get(kind, "error_response"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from loopline.events.record import EventType
 from loopline.serving import oip
 from loopline.serving.schema import (
     INT64_MAX,
@@ -228,6 +229,25 @@ def oip_protocol(
             required=["model_name", "outputs"],
         ),
         "inference_error_response": ref("error_response"),
+    }
+
+
+def events() -> dict[str, Schema]:
+    """``POST /events``: the event record of ``loopline.events.record`` (its parser is the
+    validation; this describes it)."""
+    value = {"type": ["number", "string", "null"]}
+    event = _object(
+        ["event_id", "event_type", "event_timestamp", "keys", "payload"],
+        event_id={"type": "string", "minLength": 1, "maxLength": 128},
+        event_type={"enum": [kind.value for kind in EventType]},
+        event_timestamp={"type": "string", "format": "date-time"},
+        keys={"type": "object", "additionalProperties": {"type": "string"}},
+        payload={"type": "object", "additionalProperties": value},
+    )
+    return {
+        "event": event,
+        "events_request": {"oneOf": [ref("event"), {"type": "array", "items": ref("event")}]},
+        "events_response": _object(["accepted"], accepted={"type": "integer", "minimum": 0}),
     }
 
 

@@ -56,6 +56,7 @@ ROUTES = (
     Route(f"{_VERSION}/ready", "GET", "model_version_ready", "v2_health"),
     Route(f"{_MODEL}/infer", "POST", "model_infer", "v2_infer", protected=True),
     Route(f"{_VERSION}/infer", "POST", "model_version_infer", "v2_infer", protected=True),
+    Route("/events", "POST", "post_events", "events", protected=True),
     Route("/metrics", "GET", "metrics", "metrics"),
     Route("/openapi.json", "GET", "openapi", "docs"),
     Route("/docs", "GET", "docs", "docs"),

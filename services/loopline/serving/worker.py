@@ -43,6 +43,7 @@ class Worker:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self.runtime.start()
+        self.http.events.start()
         self._grpc, self._health = start_grpc_server(self.runtime, self.endpoints, self._loop)
         self.runtime.on_warm(self._health.refresh)
         if uvicorn_worker.current is not None:  # served by ``loopline serve``
@@ -70,3 +71,4 @@ class Worker:
             await asyncio.to_thread(stopped.wait)
         self._lag.stop()
         await self.runtime.stop()
+        await asyncio.to_thread(self.http.events.stop)
