@@ -130,7 +130,8 @@ def test_a_prediction_whose_outcome_never_comes_expires_counted(tmp_path: Path) 
     frame = setup.labelled()
     expired = frame[frame["status"] == EXPIRED]
     assert expired["flight_id"].tolist() == ["20130902-UA1-EWR"]
-    assert expired["delayed"].isna().all() and expired["outcome_timestamp"].isna().all()
+    assert expired["delayed"].isna().all()
+    assert expired["outcome_timestamp"].isna().all()
     assert setup.sample("loopline_outcome_joined_total", model_version="v1", result="expired") == 1
     assert setup.sample("loopline_predictions_awaiting_outcome") == 0
     setup.join.handle([outcome(4, "on_time", minutes_later=50 * 60)])
