@@ -14,7 +14,7 @@ from rich.table import Table
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from loopline.console import console, out, print_error, print_json, steps
-from loopline.errors import LooplineError, RegistryError
+from loopline.errors import LooplineError, RegistryError, SettingsError
 from loopline.serving.cli import serve
 from loopline.settings import Settings, load_settings
 
@@ -336,6 +336,25 @@ def skew(
             f"  {example['feature']} at {example['event_timestamp']}: served "
             f"{example['served']}, offline {example['offline']} ({example['request_id']})"
         )
+
+
+@app.command("ingest")
+def ingest(
+    ctx: typer.Context,
+    shard: Annotated[
+        int | None, typer.Option(min=0, help="The shard to consume (default: every shard).")
+    ] = None,
+) -> None:
+    """Consume the live event stream: aggregates and weather to the online store, every event
+    to the offline store, outcomes to the outcome join (docs/events.md). Runs until SIGTERM."""
+    from loopline.ingest.runner import run as run_ingest
+
+    settings = _settings(ctx)
+    if shard is not None:
+        settings = settings.model_copy(update={"ingest_shard": shard})
+        if shard >= settings.ingest_shards:
+            raise SettingsError(f"--shard {shard} is not below LOOPLINE_INGEST_SHARDS")
+    run_ingest(settings)
 
 
 def run() -> None:

@@ -195,9 +195,64 @@ class Settings(BaseSettings):
     skew_tolerance: float = Field(default=1e-6, ge=0)
     """Largest difference between a served and an offline feature value that is no skew."""
 
+    # Live events and ingest (docs/events.md): ``POST /events`` and direct ``XADD``s land on
+    # an event stream that ``loopline ingest`` consumes, one consumer per shard.
+
+    events_redis_url: str | None = None
+    """Redis holding the event streams; default ``redis_url``. With neither, the stream is in
+    the serving process's memory and ``loopline serve`` (one worker) ingests it itself."""
+
+    events_stream_prefix: str = "loopline:events"
+    """Key prefix of the streams: ``<prefix>:in`` (producers), ``<prefix>:shard:<i>``,
+    ``<prefix>:dead`` (malformed entries) and the shards' state."""
+
+    events_timeout_ms: float = Field(default=500.0, gt=0)
+    """Redis call timeout for event producers and consumers; ``POST /events`` answers 503
+    past it."""
+
+    events_max_per_request: int = Field(default=1000, ge=1)
+    """Events one ``POST /events`` may carry; more is refused with 400."""
+
+    ingest_shards: int = Field(default=1, ge=1)
+    """Shards every aggregate key is hashed into; one ``loopline ingest`` consumer each."""
+
+    ingest_shard: int | None = Field(default=None, ge=0)
+    """The shard this ``loopline ingest`` process consumes (the chart sets the pod's ordinal);
+    None: every shard, in one process."""
+
+    ingest_embedded: bool | None = None
+    """Whether ``loopline serve`` consumes the stream itself, in its worker (one worker only).
+    None: when the stream is in memory (no Redis)."""
+
+    ingest_batch_size: int = Field(default=1000, ge=1)
+    """Most entries one ingest step reads and commits."""
+
+    ingest_block_ms: int = Field(default=100, ge=1, le=1000)
+    """How long a read waits for new entries when the stream is idle."""
+
+    ingest_allowed_lateness_s: float = Field(default=600.0, ge=0)
+    """Departures out of order by up to this (event time) are applied as if in order; a
+    departure whose bucket has closed by then is counted late and not aggregated."""
+
+    ingest_dedup_horizon_s: float = Field(default=3 * 3600.0, gt=0)
+    """Event ids are remembered this long in event time; an event older than this behind the
+    shard's latest is dropped as late."""
+
+    ingest_max_future_s: float = Field(default=86400.0, gt=0)
+    """Events stamped further than this after the ingest clock go to the dead-letter stream."""
+
+    ingest_offline_rows: int = Field(default=50_000, ge=1)
+    """Rows per offline parquet file (at most)."""
+
+    ingest_offline_interval_s: float = Field(default=60.0, gt=0)
+    """An offline file is written at least this often while rows wait."""
+
+    ingest_metrics_port: int = Field(default=9102, ge=0, le=65535)
+    """``/metrics`` of the ingest consumer (0: not served)."""
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        for name in ("redis_url", "prediction_log_redis_url"):
+        for name in ("redis_url", "prediction_log_redis_url", "events_redis_url"):
             url = getattr(self, name)
             if url is not None and urlparse(url).scheme not in ("redis", "rediss"):
                 raise ValueError(f"{_env(name)} must start with redis:// or rediss://, not {url!r}")
@@ -206,7 +261,29 @@ class Settings(BaseSettings):
                 f"{_env('prediction_log_sink')}=redis needs {_env('prediction_log_redis_url')} "
                 f"or {_env('redis_url')}"
             )
+        if self.ingest_shard is not None and self.ingest_shard >= self.ingest_shards:
+            raise ValueError(
+                f"{_env('ingest_shard')}={self.ingest_shard} is not below "
+                f"{_env('ingest_shards')}={self.ingest_shards}"
+            )
+        if self.ingest_dedup_horizon_s < self.ingest_allowed_lateness_s:
+            raise ValueError(
+                f"{_env('ingest_dedup_horizon_s')} must be at least "
+                f"{_env('ingest_allowed_lateness_s')}"
+            )
         return self
+
+    @property
+    def events_url(self) -> str | None:
+        """The Redis of the event streams; None: in memory (embedded)."""
+        return self.events_redis_url or self.redis_url
+
+    @property
+    def ingest_in_serve(self) -> bool:
+        """Whether ``loopline serve`` runs the consumers (``ingest_embedded``, by default when
+        the stream is in memory)."""
+        embedded = self.events_url is None if self.ingest_embedded is None else self.ingest_embedded
+        return embedded and self.workers == 1
 
     @property
     def prediction_log_url(self) -> str | None:

@@ -117,6 +117,18 @@ class StreamingWindowAggregator:
         else:
             buckets.append((end, value, 1))
 
+    def snapshot(self) -> dict[str, list[tuple[int, float, int]]]:
+        """The open buckets per key, (bucket end in epoch ns, sum, count), to checkpoint."""
+        return {key: [(end.value, s, c) for end, s, c in b] for key, b in self._buckets.items()}
+
+    def restore(self, snapshot: dict[str, list[tuple[int, float, int]]]) -> None:
+        """Continue from ``snapshot()``'s state, as if the events had been added again."""
+        self._buckets.clear()
+        for key, buckets in snapshot.items():
+            self._buckets[key] = deque(
+                (pd.Timestamp(end, tz="UTC"), float(s), int(c)) for end, s, c in buckets
+            )
+
     def emit(self, at: pd.Timestamp) -> list[dict[str, object]]:
         step = pd.Timedelta(self.spec.step)
         rows: list[dict[str, object]] = []

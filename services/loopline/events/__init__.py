@@ -5,6 +5,7 @@
 All of them use the one record type, ``Event`` (docs/events.md).
 
 record      the typed event, its strict parser, encoder and decoder
+sink        ``OutcomeSink``: where ingest hands outcome events (the outcome join)
 """
 
 from loopline.events.record import (
@@ -19,11 +20,14 @@ from loopline.events.record import (
     parse,
     weather_event_id,
 )
+from loopline.events.sink import CountingOutcomeSink, OutcomeSink
 
 __all__ = [
+    "CountingOutcomeSink",
     "Event",
     "EventError",
     "EventType",
+    "OutcomeSink",
     "OutcomeStatus",
     "decode",
     "departure_event_id",

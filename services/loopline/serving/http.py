@@ -41,6 +41,7 @@ from loopline.errors import (
 from loopline.serving import jsonbody, oip, oip_rest
 from loopline.serving.core import Prediction
 from loopline.serving.endpoints import Endpoints
+from loopline.serving.events_route import EventsRoute
 from loopline.serving.runtime import Runtime
 from loopline.serving.schema import parse_objects
 
@@ -52,7 +53,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 JSON = b"application/json"
 CLOSE = (b"connection", b"close")
 _MODEL_ROUTE = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?")
-_POST_ROUTES = frozenset({"predict", "predict_batch", "v2_infer"})
+_POST_ROUTES = frozenset({"predict", "predict_batch", "v2_infer", "events"})
 _BENTOML_PATHS = frozenset({"/", "/livez", "/healthz", "/readyz", "/schema.json", "/docs.json"})
 _BENTOML_PREFIXES = ("/assets/", "/static_content/")
 _GET = "GET, HEAD"
@@ -97,7 +98,9 @@ class PredictorApp:
             "/v2": ("v2_metadata", self._server_metadata),
             "/v2/": ("v2_metadata", self._server_metadata),
             "/metrics": ("metrics", self._metrics),
+            "/events": ("events", self._events_post),
         }
+        self.events = EventsRoute(runtime.settings)
         names = {endpoint for endpoint, _ in self._fixed.values()} | {"v2_infer"}
         runtime.metrics.expose_endpoints(self._version, sorted(names))
 
@@ -113,7 +116,7 @@ class PredictorApp:
         path: str = raw_path.decode("latin-1") if raw_path else scope["path"]
         endpoint, handler, arguments = self._route(path)
         try:
-            if endpoint in ("predict", "predict_batch", "v2_infer", "v2_metadata"):
+            if endpoint in ("predict", "predict_batch", "v2_infer", "v2_metadata", "events"):
                 self._endpoints.token.check(_header(scope, b"authorization"))
             if arguments:  # a model's route: an unknown model is 404 whatever the method
                 self.runtime.check_model(*arguments)
@@ -176,8 +179,9 @@ class PredictorApp:
             f"Content-Type {clip(content_type.decode('latin-1'))}: expected application/json"
         )
 
-    async def _body(self, scope: Scope, receive: Receive) -> bytes:
-        """The whole body within ``body_timeout_s`` (408), then a first admission check."""
+    async def _body(self, scope: Scope, receive: Receive, admit: bool = True) -> bytes:
+        """The whole body within ``body_timeout_s`` (408), then a first admission check
+        (``admit``: the model's; events do not wait for it)."""
         if scope["method"] != "POST":
             raise NotFound(f"{scope['method']} {scope['path']}: use POST")
         length = _header(scope, b"content-length")
@@ -192,7 +196,8 @@ class PredictorApp:
             raise RequestTimeout(
                 f"the body did not arrive within {self._body_timeout_s:g} s"
             ) from None
-        self.runtime.check_admission()
+        if admit:
+            self.runtime.check_admission()
         return body
 
     async def _read(self, receive: Receive) -> bytes:
@@ -250,6 +255,11 @@ class PredictorApp:
             return _Reply(200, body)
         headers = ((b"inference-header-content-length", binary_header),)
         return _Reply(200, body, b"application/octet-stream", headers)
+
+    async def _events_post(self, scope: Scope, receive: Receive) -> _Reply:
+        self._check_media(scope)
+        body = await self._body(scope, receive, admit=False)
+        return _json(await self.events.post(jsonbody.loads(body)), 202)
 
     async def _live(self, scope: Scope, receive: Receive) -> _Reply:
         return _json({"live": True})

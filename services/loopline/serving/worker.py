@@ -37,6 +37,7 @@ class Worker:
 
     async def start(self) -> None:
         await self.runtime.start()
+        self.http.events.start()
         self._grpc = start_grpc_server(self.runtime, self.endpoints, asyncio.get_running_loop())
         if uvicorn_worker.current is not None:  # served by ``loopline serve``
             uvicorn_worker.current.on_drain(self._begin_drain)
@@ -54,3 +55,4 @@ class Worker:
             stopped = self._grpc.stop(self.runtime.settings.shutdown_grace_s)
             await asyncio.to_thread(stopped.wait)
         await self.runtime.stop()
+        await asyncio.to_thread(self.http.events.stop)

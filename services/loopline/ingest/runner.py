@@ -1,0 +1,171 @@
+"""``loopline ingest``: the consumers of one shard (or all), built from settings and run.
+
+Each shard runs two threads, its repartition stage and its shard stage (``consumer``), until
+``stop`` is set. A step that fails (Redis or the online store down) is retried after a pause
+that doubles up to ``MAX_PAUSE_S``; the shard then starts again from its last commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from loopline.errors import SettingsError
+from loopline.events import CountingOutcomeSink, OutcomeSink
+from loopline.events.memory_stream import MemoryEventStream
+from loopline.events.redis_stream import RedisEventStream
+from loopline.events.stream import EventStream
+from loopline.ingest.consumer import OnlineWriter, Repartitioner, ShardConsumer
+from loopline.ingest.metrics import IngestMetrics
+from loopline.ingest.offline import OfflineWriter
+from loopline.settings import Settings
+
+logger = logging.getLogger(__name__)
+MAX_PAUSE_S = 5.0
+
+
+def event_stream(settings: Settings, *, producer: bool = False) -> EventStream:
+    """The configured stream: Redis when a URL is set, else one in memory."""
+    url = settings.events_url
+    if url is None:
+        return MemoryEventStream(settings.ingest_shards)
+    timeout_s = settings.events_timeout_ms / 1000
+    block_ms = 0 if producer else settings.ingest_block_ms
+    return RedisEventStream(
+        url, settings.events_stream_prefix, settings.ingest_shards, timeout_s, block_ms
+    )
+
+
+def outcome_sink(settings: Settings, registry: CollectorRegistry) -> OutcomeSink:
+    """Where outcomes go: a counter until the outcome join (``loopline.outcomes``) is merged."""
+    return CountingOutcomeSink()
+
+
+class Ingest:
+    """Every consumer of ``shards`` over one stream, in threads of this process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        stream: EventStream,
+        shards: Sequence[int],
+        online: OnlineWriter,
+        registry: CollectorRegistry | None = None,
+        sink: OutcomeSink | None = None,
+    ) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.metrics = IngestMetrics(self.registry)
+        self.stream = stream
+        self.sink = sink or outcome_sink(settings, self.registry)
+        self.stop = threading.Event()
+        batch, block = settings.ingest_batch_size, settings.ingest_block_ms
+        self.repartitioners = [
+            Repartitioner(
+                stream,
+                f"shard-{shard}",
+                self.metrics,
+                batch,
+                block,
+                timedelta(seconds=settings.ingest_max_future_s),
+            )
+            for shard in shards
+        ]
+        self.consumers = [
+            ShardConsumer(
+                shard,
+                stream,
+                online,
+                self.sink,
+                OfflineWriter(
+                    stream,
+                    shard,
+                    settings.data_dir,
+                    settings.ingest_offline_rows,
+                    settings.ingest_offline_interval_s,
+                ),
+                self.metrics,
+                batch,
+                block,
+                timedelta(seconds=settings.ingest_allowed_lateness_s),
+                timedelta(seconds=settings.ingest_dedup_horizon_s),
+            )
+            for shard in shards
+        ]
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for stage in self.repartitioners:
+            self._spawn("repartition", stage.step, lambda: None)
+        for consumer in self.consumers:
+            self._spawn("shard", consumer.step, consumer.forget)
+
+    def _spawn(self, stage: str, step: Callable[[], int], on_failure: Callable[[], None]) -> None:
+        thread = threading.Thread(
+            target=self._loop, args=(stage, step, on_failure), name=f"ingest-{stage}", daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
+
+    def _loop(self, stage: str, step: Callable[[], int], on_failure: Callable[[], None]) -> None:
+        pause = 0.0
+        while not self.stop.is_set():
+            try:
+                step()
+                pause = 0.0
+            except Exception:
+                self.metrics.failures.labels(stage).inc()
+                if pause == 0.0:
+                    logger.exception("ingest %s step failed; retrying", stage)
+                on_failure()
+                pause = min(MAX_PAUSE_S, max(0.1, pause * 2))
+                self.stop.wait(pause)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Stop after the steps in progress, then write the offline rows that wait."""
+        self.stop.set()
+        for thread in self._threads:
+            thread.join(timeout_s)
+        for consumer in self.consumers:
+            try:
+                consumer.flush_offline()
+            except Exception:
+                logger.exception("offline rows of shard %d not written; kept", consumer.shard)
+        self.stream.close()
+
+
+def build(settings: Settings, stream: EventStream | None = None) -> Ingest:
+    """The ingest of ``settings.ingest_shard`` (all shards when None), with Feast's writer."""
+    from loopline.ingest.online import FeastOnlineWriter
+
+    if stream is None and settings.events_url is None:
+        raise SettingsError(
+            "loopline ingest needs LOOPLINE_EVENTS_REDIS_URL or LOOPLINE_REDIS_URL (without "
+            "Redis, `loopline serve` ingests in its own process)"
+        )
+    shards = (
+        range(settings.ingest_shards) if settings.ingest_shard is None else [settings.ingest_shard]
+    )
+    return Ingest(settings, stream or event_stream(settings), shards, FeastOnlineWriter(settings))
+
+
+def run(settings: Settings) -> None:
+    """Ingest until SIGTERM or SIGINT, serving ``/metrics`` meanwhile."""
+    ingest = build(settings)
+    server = None
+    if settings.ingest_metrics_port:
+        server, _ = start_http_server(
+            settings.ingest_metrics_port, addr=settings.host, registry=ingest.registry
+        )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: ingest.stop.set())
+    ingest.start()
+    logger.info("ingesting shards %s", [c.shard for c in ingest.consumers])
+    ingest.stop.wait()
+    ingest.close()
+    if server is not None:
+        server.shutdown()
