@@ -15,8 +15,16 @@ from typing import Any
 
 import httpx
 
+from loopline.ingest.runner import event_stream
 from loopline.outcomes import read_labelled
-from loopline.replay.driver import EventSender, HttpEvents, Replayer, ReplayError, ReplaySummary
+from loopline.replay.driver import (
+    EventSender,
+    HttpEvents,
+    Replayer,
+    ReplayError,
+    ReplaySummary,
+    StreamEvents,
+)
 from loopline.replay.timeline import Timeline, build_timeline
 from loopline.settings import Settings
 from loopline.spec import ModelSpec
@@ -40,7 +48,7 @@ async def _replay(
     async with httpx.AsyncClient(
         base_url=settings.replay_url, timeout=60, limits=limits, headers=_headers(settings)
     ) as client:
-        sender = events(client) if events else HttpEvents(client, settings.replay_batch_rows)
+        sender = events(client) if events else _events(settings, client)
         replayer = Replayer(
             client,
             sender,
@@ -53,6 +61,14 @@ async def _replay(
         return summary
 
 
+def _events(settings: Settings, client: httpx.AsyncClient) -> EventSender:
+    """Straight into the event stream where it is Redis (and ingest can be watched settling);
+    through the server's ``POST /events`` where the stream is in the server's memory."""
+    if settings.events_url is None:
+        return HttpEvents(client, settings.replay_batch_rows)
+    return StreamEvents(event_stream(settings, producer=True), settings.replay_batch_rows)
+
+
 def replay(
     settings: Settings,
     spec: ModelSpec,
@@ -60,13 +76,14 @@ def replay(
     end: datetime,
     *,
     speed: float | None = None,
-    lead: timedelta = timedelta(0),
     progress: Callable[[int, int], None] = lambda done, total: None,
     events: Callable[[httpx.AsyncClient], EventSender] | None = None,
 ) -> dict[str, Any]:
     """Replay ``[start, end)`` against ``settings.replay_url``; the summary as JSON-ready data.
-    ``progress(done, total)`` counts events and requests; ``events`` builds the event sender
-    (default: ``POST /events``)."""
+    Departures are sent ahead by ingest's allowed lateness (``timeline``). ``progress(done,
+    total)`` counts events and requests; ``events`` builds the event sender (default:
+    ``_events``)."""
+    lead = timedelta(seconds=settings.ingest_allowed_lateness_s)
     timeline = build_timeline(settings, spec, start, end, lead)
     total = timeline.events + timeline.requests
     done = 0

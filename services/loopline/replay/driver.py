@@ -22,6 +22,7 @@ import orjson
 
 from loopline.errors import LooplineError
 from loopline.events import Event, encode
+from loopline.events.stream import EventStream
 from loopline.replay.timeline import Slice, Timeline
 
 
@@ -55,6 +56,23 @@ class HttpEvents:
 
     async def settle(self) -> None:
         return None
+
+
+class StreamEvents:
+    """Events appended straight to the event stream (``EventStream.publish``), ``batch`` at a
+    time; ``settle`` waits until the repartition stage and every shard have no backlog."""
+
+    def __init__(self, stream: EventStream, batch: int, poll_s: float = 0.001) -> None:
+        self._stream, self._batch, self._poll_s = stream, batch, poll_s
+
+    async def send(self, events: Sequence[Event]) -> None:
+        for start in range(0, len(events), self._batch):
+            self._stream.publish(events[start : start + self._batch])
+
+    async def settle(self) -> None:
+        for shard in [None, *range(self._stream.shards)]:
+            while self._stream.backlog(shard).entries:
+                await asyncio.sleep(self._poll_s)
 
 
 @dataclass
