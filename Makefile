@@ -12,7 +12,7 @@ TOOLS := .tools
 TOOLS_STAMP := $(TOOLS)/.installed
 K8S_OUT := build/k8s
 
-.PHONY: help install check format test test-unit test-integration test-reliability test-model demo data features train serve bench bench-overload soak clean \
+.PHONY: help install check format test test-unit test-integration test-reliability test-model demo data features train serve bench bench-overload bench-replay soak clean \
 	tools kube-base kube-render kube-check
 
 help: ## List the targets
@@ -78,6 +78,9 @@ bench: install ## Serving benchmark vs bare Starlette and gRPC (after make demo)
 
 bench-overload: install ## Overload benchmark: capacity, refusal cost, goodput at 150 % and 300 % (after make demo); writes bench/results/
 	$(BIN)/python bench/overload.py
+
+bench-replay: install ## Replay Sep-Dec 2013 (--max) through one server and ingest: target <= 3 min (after make demo); writes bench/results/
+	$(BIN)/python bench/replay.py
 
 soak: install ## 10 minutes at 50 % of capacity: RSS growth < 10 %, p99 drift < 20 % (after make demo; not in CI)
 	$(BIN)/python bench/soak.py
