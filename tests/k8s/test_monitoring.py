@@ -114,7 +114,7 @@ def test_promtool_checks_the_rules(
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump(_rules(renders, variant)))
     out = kube.run([kube.PROMTOOL, "check", "rules", rules])
-    assert "SUCCESS: 5 rules found" in out
+    assert "SUCCESS: 7 rules found" in out
 
 
 def test_alerts_fire_when_they_should(renders: dict[str, list[kube.Doc]], tmp_path: Path) -> None:

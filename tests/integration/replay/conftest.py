@@ -81,4 +81,3 @@ def live(trained: TrainedSetup, tmp_path_factory: pytest.TempPathFactory) -> Ite
             join.close()
             http.shutdown()
             server.stop()
-

@@ -21,8 +21,8 @@ from tests.integration.replay.conftest import LiveSetup
 
 pytestmark = pytest.mark.integration
 START = datetime(2013, 9, 1, tzinfo=UTC)
-END = datetime(2013, 9, 1, 16, tzinfo=UTC)
-"""Sixteen hours from where the online store was materialized (local 20:00 to noon)."""
+END = datetime(2013, 9, 2, 6, tzinfo=UTC)
+"""30 hours from where the online store was materialized (local 20:00 to 02:00 two days on)."""
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_every_request_is_served_and_every_outcome_joined(
 ) -> None:
     frame = read_labelled(live.settings.labelled_dir)
     assert replayed["requests_failed"] == 0
-    assert replayed["predictions"] == len(frame) > 500
+    assert replayed["predictions"] == len(frame) > 1000
     assert replayed["outcomes_joined"] == len(frame)
     assert set(frame["status"]) <= {"on_time", "delayed", "cancelled", "diverted"}
     statuses = replayed["feature_status"]
