@@ -8,7 +8,9 @@ until its watermark (the latest event time minus the allowed lateness) passes th
 bucket, so departures are sent ``lead`` (that lateness) ahead of their time: the buckets a
 request may see are then closed when it is served, and no later one is. Weather is written as it
 arrives, so it is sent in its own slice, never ahead; outcomes too, at the time they became
-known.
+known. A first slice holds the departures of the ``WARM_UP`` before the start alone (ingest's
+aggregates begin empty; its rows for those buckets are older than the online store's, which
+keeps the newest).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from loopline.data.nycflights import ORIGIN_DEPARTURES, WEATHER_COLUMNS
+from loopline.data.nycflights import CARRIER_DEPARTURES, ORIGIN_DEPARTURES, WEATHER_COLUMNS
 from loopline.data.prepare import read_table
 from loopline.events import (
     Event,
@@ -34,6 +36,9 @@ from loopline.spec import ModelSpec
 
 TIMESTAMP = "event_timestamp"
 STEP = ORIGIN_DEPARTURES.step
+WARM_UP = max(max(spec.windows) for spec in (ORIGIN_DEPARTURES, CARRIER_DEPARTURES))
+"""Departures this long before the start are sent first, alone: ingest's aggregates start
+empty, and the first windows after the start reach back this far."""
 
 
 @dataclass
@@ -120,15 +125,16 @@ def build_timeline(
     timeline: dict[int, Slice] = {}
 
     def place(frame: pd.DataFrame, ahead: timedelta = timedelta(0)) -> Iterator[Slice]:
-        """The slice each row of ``frame`` is sent in."""
+        """The slice each row of ``frame`` is sent in (-1: the warm-up)."""
         offsets = frame[TIMESTAMP] - pd.Timestamp(start) - pd.Timedelta(ahead)
-        for index in (offsets // pd.Timedelta(STEP)).clip(lower=0).tolist():
+        indices = (offsets // pd.Timedelta(STEP)).clip(lower=0)
+        for index in indices.where(frame[TIMESTAMP] >= pd.Timestamp(start), -1).tolist():
             if index not in timeline:
                 timeline[index] = Slice(start + index * STEP)
             yield timeline[index]
 
     tables = [
-        (_within(read_table(settings, "departures"), start, end), departures, lead),
+        (_within(read_table(settings, "departures"), start - WARM_UP, end), departures, lead),
         (_within(read_table(settings, "weather"), start, end), weather, timedelta(0)),
         (known[known[spec.request_id].isin(flights)], outcomes, timedelta(0)),
     ]
