@@ -64,12 +64,26 @@ class Setup:
         self.registry = CollectorRegistry()
         self.live = LivePerformance([timedelta(hours=h) for h in windows], 0.35)
         self.registry.register(self.live)
+        metrics = JoinMetrics(self.registry)
+        # Counters are read as increases from here: once BentoML (the registry) has switched
+        # prometheus_client to multiprocess values, same-named series share one value per process.
+        for version in ("v1", "v2"):
+            for result in ("labelled", "excluded", "expired"):
+                metrics.joined.labels(version, result)
+        for status in ("on_time", "delayed", "cancelled", "diverted"):
+            metrics.outcomes.labels(status)
+        self._baseline = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in self.registry.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        }
         self.join = OutcomeJoin(
             SPEC,
             SegmentTail(self.log),
             LabelledDataset(tmp_path / "labelled", "delayed"),
             self.live,
-            JoinMetrics(self.registry),
+            metrics,
             max_delay=timedelta(hours=24),
             flush_rows=1_000_000,
             flush_s=3600,
@@ -83,7 +97,10 @@ class Setup:
         return path
 
     def sample(self, name: str, **labels: str) -> float | None:
-        return self.registry.get_sample_value(name, labels)
+        value = self.registry.get_sample_value(name, labels)
+        if value is None:
+            return None
+        return value - self._baseline.get((name, tuple(sorted(labels.items()))), 0.0)
 
     def labelled(self) -> object:
         self.join.flush()
