@@ -95,19 +95,18 @@ def replay(
 
     progress(0, total)
     summary = asyncio.run(_replay(settings, timeline, speed, advance, events)).as_dict()
-    summary["outcomes_joined"] = _joined(settings, timeline, summary["outcomes_sent"])
+    summary["outcomes_joined"] = _joined(settings, timeline, summary["predictions"])
     return {"from": start, "to": end, **summary}
 
 
-def _joined(settings: Settings, timeline: Timeline, sent: int) -> int:
-    """Rows of the labelled dataset for the replayed span, once the join has flushed (it writes
-    every ``outcome_flush_s``); the dataset is read where this process can see it."""
+def _joined(settings: Settings, timeline: Timeline, predictions: int) -> int:
+    """Rows of the labelled dataset for the replayed span with an outcome, once the join has
+    written one per prediction or ``2 * outcome_flush_s + 1`` seconds have passed (the join
+    writes every ``outcome_flush_s``); the dataset is read where this process can see it."""
     deadline = time.monotonic() + 2 * settings.outcome_flush_s + 1
-    joined = -1
     while True:
         frame = read_labelled(settings.labelled_dir, timeline.start, timeline.end)
         count = int((frame["status"] != "expired").sum()) if len(frame) else 0
-        if count >= sent or (count == joined and count > 0) or time.monotonic() > deadline:
+        if count >= predictions or time.monotonic() > deadline:
             return count
-        joined = count
-        time.sleep(settings.outcome_flush_s / 2)
+        time.sleep(settings.outcome_flush_s / 4)
