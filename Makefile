@@ -12,7 +12,7 @@ TOOLS := .tools
 TOOLS_STAMP := $(TOOLS)/.installed
 K8S_OUT := build/k8s
 
-.PHONY: help install check format test test-unit test-integration test-reliability test-model demo data features train serve bench bench-overload bench-ingest soak clean \
+.PHONY: help install check format test test-unit test-integration test-reliability test-model demo data features train serve bench bench-overload bench-ingest bench-replay soak clean \
 	tools kube-base kube-render kube-check
 
 help: ## List the targets
@@ -81,6 +81,9 @@ bench-overload: install ## Overload benchmark: capacity, refusal cost, goodput a
 
 bench-ingest: install ## Ingest benchmark: events/s through one and two shards, freshness p99 at 2,000 events/s (after make data); writes bench/results/
 	$(BIN)/python bench/ingest.py
+
+bench-replay: install ## Replay Sep-Dec 2013 (--max) through one server and ingest: target <= 3 min (after make demo); writes bench/results/
+	$(BIN)/python bench/replay.py
 
 soak: install ## 10 minutes at 50 % of capacity: RSS growth < 10 %, p99 drift < 20 % (after make demo; not in CI)
 	$(BIN)/python bench/soak.py

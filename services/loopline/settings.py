@@ -165,6 +165,41 @@ class Settings(BaseSettings):
     keep_alive_timeout_s: int = Field(default=5, ge=1)
     """An idle kept-alive HTTP connection is closed after this long."""
 
+    # The outcome join and live performance (run by the ingest process), the replay and the
+    # skew check (docs/outcomes.md).
+
+    outcome_dataset_dir: Path | None = None
+    """Where the labelled prediction dataset (parquet by day) is written; default
+    ``<home>/labelled``."""
+
+    outcome_max_delay_hours: float = Field(default=24.0, gt=0)
+    """World time a prediction waits for its outcome (and an outcome for its predictions);
+    a prediction still waiting then is written and counted as ``expired``."""
+
+    outcome_windows_hours: list[float] = Field(default=[24.0, 168.0], min_length=1)
+    """Sliding windows of outcome time the live metrics are computed over (JSON list)."""
+
+    outcome_flush_rows: int = Field(default=1000, ge=1)
+    """Joined predictions buffered before they are written to the dataset..."""
+
+    outcome_flush_s: float = Field(default=5.0, gt=0)
+    """...or this long after the first of them was buffered."""
+
+    outcome_group: str = "loopline-outcomes"
+    """Consumer group the join reads the prediction stream with (``redis`` log sink)."""
+
+    replay_url: str = "http://127.0.0.1:3000"
+    """The server ``loopline replay`` sends requests and events to."""
+
+    replay_concurrency: int = Field(default=8, ge=1)
+    """Requests ``loopline replay`` keeps in flight."""
+
+    replay_batch_rows: int = Field(default=250, ge=1)
+    """Prediction requests per ``/predict_batch`` call, and events per ``/events`` call."""
+
+    skew_tolerance: float = Field(default=1e-6, ge=0)
+    """Largest difference between a served and an offline feature value that is no skew."""
+
     # Live events and ingest (docs/events.md): ``POST /events`` and direct ``XADD``s land on
     # an event stream that ``loopline ingest`` consumes, one consumer per shard.
 
@@ -261,6 +296,10 @@ class Settings(BaseSettings):
         if self.prediction_log_sink == "file":
             return None
         return self.prediction_log_redis_url or self.redis_url
+
+    @property
+    def labelled_dir(self) -> Path:
+        return self.outcome_dataset_dir or self.home / "labelled"
 
     @property
     def data_dir(self) -> Path:

@@ -28,6 +28,8 @@ COMMANDS = [
     ["models", "list"],
     ["models", "show"],
     ["models", "export"],
+    ["replay"],
+    ["skew"],
 ]
 
 

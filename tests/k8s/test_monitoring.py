@@ -28,12 +28,26 @@ pytestmark = pytest.mark.k8s
 
 DASHBOARD = kube.CHART / "files" / "grafana-dashboard.json"
 MONITOR_ROW = "Monitor job"
+LIVE_ROW = "Live performance"
 
 PREDICTOR_METRICS = {name: kind for name, (kind, _) in CONTRACT.items()}
 
 MONITOR_METRICS = {"loopline_drift_share": "gauge"}
 """Exported by the model monitor of a later release (no job of the chart runs it yet), not by
 the predictor."""
+
+
+def _live_metrics() -> dict[str, str]:
+    """What the outcome join registers on the ingest process's registry (a real one, built)."""
+    from prometheus_client import CollectorRegistry
+
+    from loopline.outcomes import build_outcome_sink
+    from loopline.settings import Settings
+
+    registry = CollectorRegistry()
+    build_outcome_sink(Settings(home=Path("/nonexistent")), registry).close()
+    return {family.name: family.type for family in registry.collect()}
+
 
 _SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -57,21 +71,31 @@ def _metric_names(expr: str) -> set[str]:
     return set(re.findall(r"\bloopline_[a-z0-9_]+\b", expr))
 
 
-def _dashboard_queries() -> tuple[list[str], list[str]]:
-    """(predictor queries, monitor-row queries) of the dashboard, in panel order."""
+def _dashboard_rows() -> dict[str, list[str]]:
+    """The dashboard's queries in panel order, by who exports their metrics: ``predictor``,
+    ``monitor`` (its row) or ``live`` (the outcome join's row, from ``loopline ingest``)."""
     dashboard = json.loads(DASHBOARD.read_text())
-    predictor_exprs: list[str] = []
-    monitor_exprs: list[str] = []
+    exprs: dict[str, list[str]] = {"predictor": [], "monitor": [], "live": []}
     row = ""
     for panel in dashboard["panels"]:
         if panel["type"] == "row":
             row = panel["title"]
             continue
-        for target in panel["targets"]:
-            (monitor_exprs if row.startswith(MONITOR_ROW) else predictor_exprs).append(
-                target["expr"]
-            )
-    return predictor_exprs, monitor_exprs
+        who = (
+            "monitor"
+            if row.startswith(MONITOR_ROW)
+            else "live"
+            if row.startswith(LIVE_ROW)
+            else "predictor"
+        )
+        exprs[who] += [target["expr"] for target in panel["targets"]]
+    return exprs
+
+
+def _dashboard_queries() -> tuple[list[str], list[str]]:
+    """(predictor queries, monitor-row queries) of the dashboard, in panel order."""
+    rows = _dashboard_rows()
+    return rows["predictor"], rows["monitor"]
 
 
 def _rules(renders: dict[str, list[kube.Doc]], variant: str) -> dict[str, Any]:
@@ -90,7 +114,7 @@ def test_promtool_checks_the_rules(
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump(_rules(renders, variant)))
     out = kube.run([kube.PROMTOOL, "check", "rules", rules])
-    assert "SUCCESS: 5 rules found" in out
+    assert "SUCCESS: 7 rules found" in out
 
 
 def test_alerts_fire_when_they_should(renders: dict[str, list[kube.Doc]], tmp_path: Path) -> None:
@@ -115,6 +139,20 @@ def test_dashboard_queries_name_contract_metrics() -> None:
     # Every metric of the contract is on the dashboard.
     assert {m for m in PREDICTOR_METRICS if not _exposed({m: PREDICTOR_METRICS[m]}) & used} == set()
     assert set().union(*map(_metric_names, monitor_exprs)) == set(MONITOR_METRICS)
+
+
+def test_live_performance_row_and_alerts_name_what_the_outcome_join_exports(
+    renders: dict[str, list[kube.Doc]],
+) -> None:
+    live = _exposed(_live_metrics())
+    used = set().union(*map(_metric_names, _dashboard_rows()["live"]))
+    assert "loopline_live_roc_auc" in used
+    assert used <= live, used - live
+    alerts = set().union(
+        *map(_metric_names, _alert_exprs(_rules(renders, "all-flags"), "loopline.live"))
+    )
+    assert alerts == {"loopline_live_roc_auc", "loopline_outcome_joined_total"}
+    assert alerts <= live
 
 
 def test_dashboard_configmap_carries_the_dashboard(renders: dict[str, list[kube.Doc]]) -> None:

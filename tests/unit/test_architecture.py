@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "services" / "loopline"
 LEAVES = {"spec", "settings", "errors", "times", "files", "console"}
 LAYERS = [
     {"cli"},
-    {"serving", "monitoring", "rollout", "ingest", "jobs"},
+    {"serving", "monitoring", "rollout", "ingest", "jobs", "replay"},
     {"predictions", "events", "outcomes", "registry", "features", "model", "data"},
     LEAVES,
 ]

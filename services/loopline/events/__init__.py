@@ -20,10 +20,9 @@ from loopline.events.record import (
     parse,
     weather_event_id,
 )
-from loopline.events.sink import CountingOutcomeSink, OutcomeSink
+from loopline.events.sink import OutcomeSink
 
 __all__ = [
-    "CountingOutcomeSink",
     "Event",
     "EventError",
     "EventType",

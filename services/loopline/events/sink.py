@@ -4,7 +4,7 @@ Ingest calls ``handle`` with each batch's outcome events once they are deduplica
 ``event_id`` within the shard's dedup horizon, and before the batch is committed: a consumer
 killed between the two hands the same outcomes again when it restarts (at-least-once), so a
 sink keeps its own effect idempotent by ``event_id``. ``loopline.outcomes.build_outcome_sink``
-builds the join; ``CountingOutcomeSink`` stands in where there is none.
+builds the join.
 """
 
 from __future__ import annotations
@@ -18,12 +18,5 @@ from loopline.events.record import Event
 class OutcomeSink(Protocol):
     def handle(self, outcomes: Sequence[Event]) -> None: ...
 
-
-class CountingOutcomeSink:
-    """Counts the outcomes it is handed, and does nothing else with them."""
-
-    def __init__(self) -> None:
-        self.handled = 0
-
-    def handle(self, outcomes: Sequence[Event]) -> None:
-        self.handled += len(outcomes)
+    def close(self) -> None:
+        """At shutdown, after the last ``handle``: write what is buffered."""

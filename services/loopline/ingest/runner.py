@@ -16,13 +16,14 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry, start_http_server
 
 from loopline.errors import SettingsError
-from loopline.events import CountingOutcomeSink, OutcomeSink
+from loopline.events import OutcomeSink
 from loopline.events.memory_stream import MemoryEventStream
 from loopline.events.redis_stream import RedisEventStream
 from loopline.events.stream import EventStream
 from loopline.ingest.consumer import OnlineWriter, Repartitioner, ShardConsumer
 from loopline.ingest.metrics import IngestMetrics
 from loopline.ingest.offline import OfflineWriter
+from loopline.outcomes import build_outcome_sink
 from loopline.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,8 @@ def event_stream(settings: Settings, *, producer: bool = False) -> EventStream:
 
 
 def outcome_sink(settings: Settings, registry: CollectorRegistry) -> OutcomeSink:
-    """Where outcomes go: a counter until the outcome join (``loopline.outcomes``) is merged."""
-    return CountingOutcomeSink()
+    """Where outcomes go: the outcome join, its live-performance gauges on ``registry``."""
+    return build_outcome_sink(settings, registry)
 
 
 class Ingest:
@@ -135,6 +136,7 @@ class Ingest:
                 consumer.flush_offline()
             except Exception:
                 logger.exception("offline rows of shard %d not written; kept", consumer.shard)
+        self.sink.close()
         self.stream.close()
 
 

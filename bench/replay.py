@@ -1,0 +1,76 @@
+"""The replay benchmark: the whole live period (Sep-Dec 2013) against one local server, --max.
+
+    .venv/bin/python bench/replay.py [--from 2013-09-01 --to 2013-12-31]   # after `make demo`
+
+A redis-server holding the demo's features (materialized up to where live traffic begins),
+``loopline serve`` (one worker) and ``loopline ingest`` (every shard) on it; then
+``loopline replay --max --json``: every departure, weather observation and outcome, and every
+live prediction request, in time order. Target: at most 3 minutes (docs/outcomes.md). Writes
+the summary and the wall time to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from harness import BIN, ROOT, check_demo, demo_predictor, free_port, stop, wait_http, write_results
+
+TARGET_S = 180.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--from", dest="start", default="2013-09-01")
+    parser.add_argument("--to", dest="end", default="2013-12-31")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    arguments = parser.parse_args()
+    check_demo()
+    started = datetime.now(UTC).isoformat()
+    loopline = str(BIN / "loopline")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with demo_predictor(work, redis_cpus="0") as env:
+            port, metrics_port = free_port(), free_port()
+            env = {
+                **env,
+                "LOOPLINE_PREDICTION_LOG_DIR": str(work / "log"),
+                "LOOPLINE_REPLAY_URL": f"http://127.0.0.1:{port}",
+                "LOOPLINE_INGEST_METRICS_PORT": str(metrics_port),
+            }
+            serve = subprocess.Popen(
+                [loopline, "serve", f"--port={port}", f"--grpc-port={free_port()}"], env=env
+            )
+            ingest = subprocess.Popen([loopline, "ingest"], env=env)
+            try:
+                wait_http(f"http://127.0.0.1:{port}/v2/health/ready", 120, serve)
+                began = time.perf_counter()
+                command = [loopline, "replay", "--from", arguments.start, "--to", arguments.end]
+                result = subprocess.run(
+                    [*command, "--max", "--json"], env=env, capture_output=True, check=True
+                )
+                wall = time.perf_counter() - began
+            finally:
+                stop(ingest)
+                stop(serve)
+    summary = json.loads(result.stdout)
+    payload = {"started": started, "wall_s": wall, "target_s": TARGET_S, "replay": summary}
+    text = (
+        f"# Replay {arguments.start} → {arguments.end}, --max, one server\n\n"
+        f"| wall (s) | events | events/s | predictions | outcomes joined | target |\n"
+        f"|---:|---:|---:|---:|---:|---:|\n"
+        f"| {wall:.1f} | {summary['events']:,} | {summary['events_per_s']:,.0f} | "
+        f"{summary['predictions']:,} | {summary['outcomes_joined']:,} | "
+        f"{'met' if wall <= TARGET_S else 'missed'} (≤ {TARGET_S:.0f} s) |\n"
+    )
+    print(text)
+    write_results(arguments.out, "replay", started, payload, text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Watching a model in production: training-serving skew (``skew``)."""

@@ -1,0 +1,215 @@
+"""Outcomes joined to the predictions that were logged for them.
+
+The ingest process hands every outcome event to ``OutcomeJoin.handle``; the join reads the
+prediction log (``sources``) and matches each record to its outcome by the spec's request id
+(``PredictionRecord.id_value``, e.g. the ``flight_id``): every prediction made for a flight, by
+every model version, gets that flight's outcome. Either may arrive first: a prediction waits
+for its outcome, and an outcome is kept for predictions logged after it, both for at most the
+maximum label delay of world time (the latest outcome's time is the clock, so a replay of 2013
+expires as it would have then). A prediction still waiting then is written as ``expired``: its
+outcome never came, and it is counted, not dropped. An outcome whose status has no label
+(``label.exclude_statuses``: cancelled, diverted) is written and counted but kept out of the
+metrics. An outcome no prediction was logged for is counted when it expires.
+
+Joined rows are buffered and written to the labelled dataset every ``flush_rows`` rows or
+``flush_s`` seconds, and enter the live metrics as they are written. A timer thread polls the
+log and flushes between outcomes, so the last rows of a burst are not left in memory.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from loopline.events import Event, EventType
+from loopline.outcomes.dataset import EXPIRED, Joined, LabelledDataset
+from loopline.outcomes.live import LivePerformance
+from loopline.outcomes.sources import PredictionSource
+from loopline.predictions import PredictionRecord
+from loopline.spec import ModelSpec
+
+
+class JoinMetrics:
+    """Counters of what the join did, on the ingest process's registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.outcomes = Counter(
+            "loopline_outcomes",
+            "Outcome events received by the join, by status.",
+            ["status"],
+            registry=registry,
+        )
+        self.joined = Counter(
+            "loopline_outcome_joined",
+            "Predictions written to the labelled dataset, by model version and result: labelled,"
+            " excluded (a status without a label) or expired (no outcome within the delay).",
+            ["model_version", "result"],
+            registry=registry,
+        )
+        self.unmatched = Counter(
+            "loopline_outcomes_unmatched",
+            "Outcomes no logged prediction was joined to before they expired.",
+            registry=registry,
+        )
+        self.unjoinable = Counter(
+            "loopline_predictions_without_id",
+            "Logged predictions without the request id field: they can never be joined.",
+            registry=registry,
+        )
+        self.pending = Gauge(
+            "loopline_predictions_awaiting_outcome",
+            "Logged predictions waiting for their outcome.",
+            registry=registry,
+        )
+
+
+class OutcomeJoin:
+    """The ``OutcomeSink`` the ingest process calls (``loopline.ingest``)."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        source: PredictionSource,
+        dataset: LabelledDataset,
+        live: LivePerformance,
+        metrics: JoinMetrics,
+        *,
+        max_delay: timedelta,
+        flush_rows: int = 1000,
+        flush_s: float = 5.0,
+    ) -> None:
+        self._id_field = spec.request_id
+        self._label = spec.label.name
+        self._excluded = set(spec.label.exclude_statuses)
+        self._source = source
+        self.dataset = dataset
+        self.live = live
+        self._metrics = metrics
+        self._max_delay = max_delay
+        self._flush_rows = flush_rows
+        self._flush_s = flush_s
+        self._lock = threading.Lock()
+        self._waiting: dict[str, list[PredictionRecord]] = {}
+        self._outcomes: dict[str, tuple[Event, bool]] = {}
+        """Outcomes by request id, kept for predictions logged later; True once joined."""
+        self._buffer: list[Joined] = []
+        self._buffered_since = 0.0
+        self._clock: datetime | None = None
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+
+    def handle(self, outcomes: Sequence[Event]) -> None:
+        """Join ``outcomes`` (outcome events, deduplicated by event id) and what was logged."""
+        with self._lock:
+            for event in outcomes:
+                if event.event_type is EventType.OUTCOME:
+                    self._outcome(event)
+            self._poll()
+
+    def tick(self) -> None:
+        """Read the log, expire and flush when due; the timer calls it every ``flush_s``."""
+        with self._lock:
+            self._poll()
+
+    def flush(self) -> None:
+        """Write what is buffered now."""
+        with self._lock:
+            self._write()
+
+    def start(self) -> OutcomeJoin:
+        self._timer = threading.Thread(target=self._run, name="outcome-join", daemon=True)
+        self._timer.start()
+        return self
+
+    def close(self) -> None:
+        """Stop the timer and write what is buffered (predictions still waiting stay unwritten:
+        their outcome may come after a restart)."""
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join()
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._flush_s):
+            self.tick()
+
+    def _outcome(self, event: Event) -> None:
+        key = event.keys[self._id_field]
+        self._metrics.outcomes.labels(str(event.payload.get("status"))).inc()
+        if key in self._outcomes:
+            return  # a second outcome of the same request: the first one stands
+        if self._clock is None or event.event_timestamp > self._clock:
+            self._clock = event.event_timestamp
+        records = self._waiting.pop(key, [])
+        self._outcomes[key] = (event, bool(records))
+        for record in records:
+            self._join(record, event)
+
+    def _poll(self) -> None:
+        for record in self._source.poll():
+            if record.id_value is None:
+                self._metrics.unjoinable.inc()
+            elif record.id_value in self._outcomes:
+                event, _ = self._outcomes[record.id_value]
+                self._outcomes[record.id_value] = (event, True)
+                self._join(record, event)
+            else:
+                self._waiting.setdefault(record.id_value, []).append(record)
+        self._expire()
+        self._metrics.pending.set(sum(len(r) for r in self._waiting.values()))
+        due = self._buffer and time.monotonic() - self._buffered_since >= self._flush_s
+        if due or len(self._buffer) >= self._flush_rows:
+            self._write()
+
+    def _join(self, record: PredictionRecord, event: Event) -> None:
+        status = str(event.payload["status"])
+        label = event.payload.get(self._label)
+        arr_delay = event.payload.get("arr_delay")
+        joined = Joined(
+            record,
+            status,
+            event.event_timestamp,
+            None if arr_delay is None else float(arr_delay),
+            None if status in self._excluded or label is None else int(label),
+        )
+        self._add(joined)
+
+    def _add(self, joined: Joined) -> None:
+        if not self._buffer:
+            self._buffered_since = time.monotonic()
+        self._buffer.append(joined)
+
+    def _expire(self) -> None:
+        if self._clock is None:
+            return
+        oldest = self._clock - self._max_delay
+        late = [k for k, records in self._waiting.items() if records[0].event_timestamp < oldest]
+        for key in late:
+            for record in self._waiting.pop(key):
+                self._add(Joined(record, EXPIRED, None, None, None))
+        old = [k for k, (event, _) in self._outcomes.items() if event.event_timestamp < oldest]
+        for key in old:
+            _, joined = self._outcomes.pop(key)
+            if not joined:
+                self._metrics.unmatched.inc()
+
+    def _write(self) -> None:
+        if not self._buffer:
+            return
+        buffered, self._buffer = self._buffer, []
+        try:
+            self.dataset.write(buffered)
+        except BaseException:
+            self._buffer = buffered + self._buffer  # tried again at the next flush
+            raise
+        self.live.add(buffered)
+        for item in buffered:
+            if item.status == EXPIRED:
+                result = "expired"
+            else:
+                result = "excluded" if item.label is None else "labelled"
+            self._metrics.joined.labels(item.record.model_version, result).inc()

@@ -1,0 +1,164 @@
+"""Sending a timeline to a running server: each slice's events, then its prediction requests.
+
+Slices go strictly in order, so a request sees exactly what was known at its time (see
+``timeline``): a slice's events are sent and ``settle``d (ingest has applied them) before its
+requests go out, and every request of a slice is answered before the next slice's events are
+sent. Within a slice, requests are sent as ``/predict_batch`` calls of ``batch_rows`` rows,
+``concurrency`` at a time. ``--speed N`` paces slices at N times real time; ``--max`` sends as
+fast as the server and ingest answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+import orjson
+
+from loopline.errors import LooplineError
+from loopline.events import Event, encode
+from loopline.events.stream import EventStream
+from loopline.replay.timeline import Slice, Timeline
+
+
+class ReplayError(LooplineError):
+    """The server refused the replay's requests or events."""
+
+
+class EventSender(Protocol):
+    async def send(self, events: Sequence[Event]) -> None:
+        """Hand ``events`` to ingest (accepted when this returns)."""
+
+    async def settle(self) -> None:
+        """Return once ingest has applied every event sent."""
+
+
+class HttpEvents:
+    """``POST /events`` on the server, ``batch`` events a call. Ingest runs beside the server
+    where no one can watch it, so ``settle`` has nothing to wait for."""
+
+    def __init__(self, client: httpx.AsyncClient, batch: int) -> None:
+        self._client, self._batch = client, batch
+
+    async def send(self, events: Sequence[Event]) -> None:
+        for start in range(0, len(events), self._batch):
+            body = b"[" + b",".join(encode(e) for e in events[start : start + self._batch]) + b"]"
+            answer = await self._client.post(
+                "/events", content=body, headers={"content-type": "application/json"}
+            )
+            if answer.status_code >= 300:
+                raise ReplayError(f"POST /events: {answer.status_code} {answer.text[:300]}")
+
+    async def settle(self) -> None:
+        return None
+
+
+class StreamEvents:
+    """Events appended straight to the event stream (``EventStream.publish``), ``batch`` at a
+    time; ``settle`` waits until the repartition stage and every shard have no backlog."""
+
+    def __init__(self, stream: EventStream, batch: int, poll_s: float = 0.001) -> None:
+        self._stream, self._batch, self._poll_s = stream, batch, poll_s
+
+    async def send(self, events: Sequence[Event]) -> None:
+        for start in range(0, len(events), self._batch):
+            self._stream.publish(events[start : start + self._batch])
+
+    async def settle(self) -> None:
+        for shard in [None, *range(self._stream.shards)]:
+            while self._stream.backlog(shard).entries:
+                await asyncio.sleep(self._poll_s)
+
+
+@dataclass
+class ReplaySummary:
+    seconds: float = 0.0
+    events: int = 0
+    predictions: int = 0
+    requests_failed: int = 0
+    outcomes_sent: int = 0
+    slices: int = 0
+    feature_status: dict[str, Counter[str]] = field(default_factory=dict)
+    model_versions: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seconds": round(self.seconds, 3),
+            "slices": self.slices,
+            "events": self.events,
+            "events_per_s": round(self.events / self.seconds, 1) if self.seconds else None,
+            "predictions": self.predictions,
+            "predictions_per_s": (
+                round(self.predictions / self.seconds, 1) if self.seconds else None
+            ),
+            "requests_failed": self.requests_failed,
+            "outcomes_sent": self.outcomes_sent,
+            "model_versions": dict(self.model_versions),
+            "feature_status": {v: dict(c) for v, c in sorted(self.feature_status.items())},
+        }
+
+
+class Replayer:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        events: EventSender,
+        *,
+        batch_rows: int,
+        concurrency: int,
+        speed: float | None,
+    ) -> None:
+        self._client, self._events = client, events
+        self._batch_rows, self._speed = batch_rows, speed
+        self._gate = asyncio.Semaphore(concurrency)
+        self.summary = ReplaySummary()
+
+    async def run(self, timeline: Timeline, advance: Callable[[int], None]) -> ReplaySummary:
+        """Replay every slice; ``advance(n)`` is told the requests and events of each."""
+        began = time.perf_counter()
+        for part in timeline.slices:
+            if self._speed is not None:
+                due = (part.start - timeline.start).total_seconds() / self._speed
+                await asyncio.sleep(max(0.0, due - (time.perf_counter() - began)))
+            await self._slice(part)
+            advance(len(part.events) + len(part.requests))
+        self.summary.seconds = time.perf_counter() - began
+        return self.summary
+
+    async def _slice(self, part: Slice) -> None:
+        summary = self.summary
+        summary.slices += 1
+        if part.events:
+            await self._events.send(part.events)
+            summary.events += len(part.events)
+            summary.outcomes_sent += sum(e.event_type == "outcome" for e in part.events)
+        if part.requests:
+            await self._events.settle()
+            batches = [
+                part.requests[i : i + self._batch_rows]
+                for i in range(0, len(part.requests), self._batch_rows)
+            ]
+            await asyncio.gather(*(self._predict(batch) for batch in batches))
+
+    async def _predict(self, rows: list[dict[str, Any]]) -> None:
+        async with self._gate:
+            answer = await self._client.post(
+                "/predict_batch",
+                content=orjson.dumps(rows),
+                headers={"content-type": "application/json"},
+            )
+        if answer.status_code != 200:
+            self.summary.requests_failed += len(rows)
+            if answer.status_code < 500 and answer.status_code != 429:
+                raise ReplayError(f"POST /predict_batch: {answer.status_code} {answer.text[:300]}")
+            return
+        for prediction in orjson.loads(answer.content):
+            self.summary.predictions += 1
+            self.summary.model_versions[prediction["model_version"]] += 1
+            for view, status in prediction["feature_status"].items():
+                self.summary.feature_status.setdefault(view, Counter())[status] += 1
