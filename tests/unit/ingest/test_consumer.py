@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,19 @@ class RecordingWriter:
             self.weather[event.keys["origin"]] = event
 
 
+class CountingSink:
+    """Counts the outcomes ingest hands over (the join itself is tested in tests/unit/outcomes)."""
+
+    def __init__(self) -> None:
+        self.handled = 0
+
+    def handle(self, outcomes: Sequence[Event]) -> None:
+        self.handled += len(outcomes)
+
+    def close(self) -> None:
+        pass
+
+
 def settings(tmp_path: Path, **extra: Any) -> Settings:
     return Settings(
         home=tmp_path / "home",
@@ -54,7 +68,11 @@ def run(
     memory = MemoryEventStream(shards)
     writer = RecordingWriter()
     ingest = Ingest(
-        settings(tmp_path, ingest_shards=shards, **extra), memory, range(shards), writer
+        settings(tmp_path, ingest_shards=shards, **extra),
+        memory,
+        range(shards),
+        writer,
+        sink=CountingSink(),
     )
     memory.publish(events)
     drain(ingest)
@@ -116,7 +134,8 @@ def test_in_order_events_give_the_batch_rows(tmp_path: Path) -> None:
     ingest, writer = run(events, tmp_path)
     assert assert_matches_batch(writer, events) > 50
     assert {k for k in counts(ingest) if k[1] != "applied"} == set()
-    assert ingest.sink.handled == sum(e.event_type is EventType.OUTCOME for e in events)  # type: ignore[attr-defined]
+    assert isinstance(ingest.sink, CountingSink)
+    assert ingest.sink.handled == sum(e.event_type is EventType.OUTCOME for e in events)
     assert writer.weather["JFK"].event_timestamp == max(
         e.event_timestamp for e in events if e.event_type is EventType.WEATHER
     )
@@ -169,11 +188,11 @@ def test_a_restart_from_the_last_commit_loses_and_repeats_nothing(tmp_path: Path
     memory = MemoryEventStream(1)
     memory.publish(events)
     writer = RecordingWriter()
-    first = Ingest(settings(tmp_path / "restarted"), memory, [0], writer)
+    first = Ingest(settings(tmp_path / "restarted"), memory, [0], writer, sink=CountingSink())
     for _ in range(40):
         first.repartitioners[0].step()
         first.consumers[0].step()
-    second = Ingest(settings(tmp_path / "restarted"), memory, [0], writer)
+    second = Ingest(settings(tmp_path / "restarted"), memory, [0], writer, sink=CountingSink())
     drain(second)
     assert_same_latest(writer, clean)
     assert assert_matches_batch(writer, events) > 50
@@ -199,7 +218,7 @@ def test_two_shards_split_the_keys_and_write_each_row_once(tmp_path: Path) -> No
 
 def test_malformed_entries_go_to_the_dead_letter_stream_counted(tmp_path: Path) -> None:
     memory = MemoryEventStream(1)
-    ingest = Ingest(settings(tmp_path), memory, [0], RecordingWriter())
+    ingest = Ingest(settings(tmp_path), memory, [0], RecordingWriter(), sink=CountingSink())
     good = stream(hours=1)[0]
     bad = dataclasses.replace(good, payload={"dep_delay": "late"})
     memory.publish([good])
