@@ -17,7 +17,9 @@ from typing import Any
 
 import bentoml
 from bentoml import Bento
+from bentoml.exceptions import BentoMLException
 
+from loopline.errors import LooplineError
 from loopline.features.online_plan import load_plan
 from loopline.registry.bento import settings_version
 from loopline.serving.cli import preflight
@@ -45,7 +47,18 @@ def prepare(bento: Bento | None) -> None:
     if packaged and settings.model_path is None:
         (model,) = packaged  # the one the service declares (``RegistryModel``)
         os.environ[f"{ENV_PREFIX}MODEL_PATH"] = bentoml.models.get(model.tag).path
-    preflight(load_settings())
+    try:
+        preflight(load_settings())
+    except LooplineError as error:
+        raise NotServable(str(error)) from None
+
+
+class NotServable(LooplineError, BentoMLException):
+    """What stops a server before its workers start: ``loopline`` and ``bentoml`` both print it
+    as one line (``bentoml serve``: "`serve` failed: ...") and exit."""
+
+    def __init__(self, message: str) -> None:
+        BentoMLException.__init__(self, message)
 
 
 def schema_routes(settings: Settings) -> list[dict[str, Any]]:

@@ -221,5 +221,7 @@ def test_serve_without_the_demo_state_exits_with_the_reason(
         timeout=120,
         check=False,
     )
-    assert result.returncode != 0
-    assert "feature_repo" in result.stdout + result.stderr
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert f"cannot read {tmp_path / 'feature_repo' / 'feature_store.yaml'}" in output
+    assert "Traceback" not in output
