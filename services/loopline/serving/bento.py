@@ -22,9 +22,9 @@ from bentoml.exceptions import BentoMLException
 from loopline.errors import LooplineError
 from loopline.features.online_plan import load_plan
 from loopline.registry.bento import settings_version
-from loopline.serving.cli import preflight
 from loopline.serving.routes import inference_routes
 from loopline.serving.schema import InputSchema, Limits
+from loopline.serving.served import preflight
 from loopline.settings import ENV_PREFIX, Settings, load_settings
 from loopline.spec import ModelSpec
 
@@ -36,7 +36,7 @@ in, before the workers change to the Bento's."""
 def prepare(bento: Bento | None) -> None:
     """Before the workers start (``@bentoml.on_deployment``): pin the path settings, point
     ``LOOPLINE_MODEL_PATH`` at the model a Bento packaged unless it is set (KServe's
-    ``/mnt/models``), and check the result (``serving.cli.preflight``). The workers inherit the
+    ``/mnt/models``), and check the result (``served.preflight``). The workers inherit the
     environment."""
     settings = load_settings()
     for name in PATH_SETTINGS:

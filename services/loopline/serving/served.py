@@ -61,3 +61,15 @@ def resolve_model(settings: Settings) -> ServedModel:
         spec=ModelSpec.model_validate(version.lineage.spec),
         path=version.path,
     )
+
+
+def preflight(settings: Settings) -> None:
+    """What would make every worker fail, checked once before they start (``loopline serve``,
+    and a served Bento's deployment hook) with one clear error: BentoML restarts a worker that
+    fails to start for ever. The model version must resolve (its artifact checked) and the
+    online store be configured. Nothing here imports Feast (seconds of start-up): the workers
+    compile the feature plan."""
+    from loopline.features.online_plan import configured_online_store, redis_url_for
+
+    resolve_model(settings)
+    redis_url_for(configured_online_store(settings), settings)
