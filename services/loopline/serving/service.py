@@ -10,7 +10,10 @@ are in docs/decisions.md, §1):
   ``http`` and everything else (lifespan, ``/livez``, ``/readyz``, docs) to BentoML, whose
   ``/readyz`` asks ``__is_ready__``: the same flag as ``/v2/health/ready``;
 - BentoML's own metrics, access log and tracing are off: the predictor exports its own metrics,
-  and an access log line per request would cost more than the prediction.
+  and an access log line per request would cost more than the prediction;
+- ``bentoml build`` packages the version ``model`` names as a BentoML model, and the schema lists
+  the inference routes ``FastPath`` serves (``routes``); a served Bento's deployment hook
+  (``bento.prepare``) points the workers at that model and checks it can serve (docs/delivery.md).
 """
 
 from __future__ import annotations

@@ -135,14 +135,17 @@ def test_the_schema_lists_the_inference_routes(built: Built) -> None:
     assert built.info["schema"]["routes"] == schema["routes"]
 
 
-@pytest.fixture(scope="module")
-def served(project: Project, built: Built) -> Iterator[Server]:
-    """``bentoml serve loopline:latest`` in the checkout, its registry removed first. Only the
-    gRPC port and interface are set, so that parallel servers do not collide."""
-    shutil.rmtree(project.root / ".loopline" / "registry")
+def serve_bento(project: Project, **settings: str) -> Server:
+    """``bentoml serve loopline:latest`` in the checkout, ready. Only the gRPC port and the
+    interface are set (and ``settings``), so that parallel servers do not collide."""
     http_port, grpc_port = free_port(), free_port()
-    env = {**project.env, "LOOPLINE_GRPC_PORT": str(grpc_port), "LOOPLINE_HOST": "127.0.0.1"}
-    output = project.root / "serve.log"
+    env = {
+        **project.env,
+        "LOOPLINE_GRPC_PORT": str(grpc_port),
+        "LOOPLINE_HOST": "127.0.0.1",
+        **settings,
+    }
+    output = project.root / f"serve-{http_port}.log"
     command = ["serve", "loopline:latest", "--host", "127.0.0.1", "--port", str(http_port)]
     with output.open("wb") as sink:
         process = subprocess.Popen(
@@ -161,9 +164,19 @@ def served(project: Project, built: Built) -> Iterator[Server]:
             assert process.poll() is None, f"bentoml serve exited:\n{server.log()}"
             assert time.monotonic() < deadline, f"not ready in {START_TIMEOUT_S} s:\n{server.log()}"
             time.sleep(0.5)
-        yield server
-    finally:
+    except BaseException:
         server.stop()
+        raise
+    return server
+
+
+@pytest.fixture(scope="module")
+def served(project: Project, built: Built) -> Iterator[Server]:
+    """The Bento served in the checkout, its registry removed first."""
+    shutil.rmtree(project.root / ".loopline" / "registry")
+    server = serve_bento(project)
+    yield server
+    server.stop()
 
 
 def _ready(server: Server) -> bool:
@@ -194,6 +207,28 @@ def test_serve_answers_predict_and_oip_with_the_champion(project: Project, serve
     outputs = {output["name"]: output["data"] for output in body["outputs"]}
     assert outputs["probability"] == [answer["probability"]]
     assert list(served.log_dir.glob("*")), "the log is written where the server was started"
+
+
+def test_under_kserve_the_mounted_model_is_served(
+    project: Project, built: Built, trained: TrainedSetup, tmp_path: Path
+) -> None:
+    """``LOOPLINE_MODEL_PATH`` (KServe's ``/mnt/models``) wins over the packaged model: the
+    champion registered again as the next version, exported, is the one that answers."""
+    trained_registry = ModelRegistry(trained.settings.registry_dir)
+    champion = trained_registry.get(trained.spec.name)
+    plain = trained_registry.export(champion.name, champion.version, tmp_path / "plain")
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.register(champion.name, plain, champion.lineage)
+    again = registry.register(champion.name, plain, champion.lineage)
+    mounted = registry.export(champion.name, again.version, tmp_path / "mnt-models")
+    server = serve_bento(project, LOOPLINE_MODEL_PATH=str(mounted))
+    try:
+        with server.client() as client:
+            answer = client.post("/predict", json={**REQUEST, "event_timestamp": FRESH})
+    finally:
+        server.stop()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model_version"] == again.version != project.champion
 
 
 def test_bentoml_client_calls_the_schema_routes(served: Server) -> None:
