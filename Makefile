@@ -11,9 +11,10 @@ PYTEST_ARGS ?=
 TOOLS := .tools
 TOOLS_STAMP := $(TOOLS)/.installed
 K8S_OUT := build/k8s
+IMAGE ?= ghcr.io/loopline/loopline:dev
 
 .PHONY: help install check format test test-unit test-integration test-reliability test-model demo data features train serve bench bench-overload bench-ingest bench-replay soak clean \
-	tools kube-base kube-render kube-check
+	tools kube-base kube-render kube-check image
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -87,6 +88,10 @@ bench-replay: install ## Replay Sep-Dec 2013 (--max) through one server and inge
 
 soak: install ## 10 minutes at 50 % of capacity: RSS growth < 10 %, p99 drift < 20 % (after make demo; not in CI)
 	$(BIN)/python bench/soak.py
+
+image: ## Build the image the chart runs (Dockerfile) as IMAGE; needs Docker (push: docs/delivery.md)
+	$(if $(shell docker info >/dev/null 2>&1 && echo up),,$(error make image: no Docker engine answers here (docker info failed); build where one runs: docs/delivery.md))
+	docker build --tag $(IMAGE) --build-arg CODE_COMMIT="$$(git rev-parse HEAD)" .
 
 clean: ## Remove prepared data, the local registry and caches (keeps .venv)
 	rm -rf .loopline feature_repo/data .pytest_cache .mypy_cache .ruff_cache

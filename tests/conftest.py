@@ -85,6 +85,18 @@ def trained(tmp_path_factory: pytest.TempPathFactory, prepared_data: Path) -> Tr
     return TrainedSetup(settings, spec, run_training(settings, spec))
 
 
+@pytest.fixture(scope="session")
+def demo(trained: TrainedSetup, tmp_path_factory: pytest.TempPathFactory) -> TrainedSetup:
+    """`make demo`'s champion: the shipped spec trained in full on the trained fixture's feature
+    repo (read only), about 8 CPU-minutes. Training is deterministic (the same artifact sha256 on
+    every run), so what it answers is what the README shows."""
+    settings = Settings(
+        feature_repo=trained.settings.feature_repo, home=tmp_path_factory.mktemp("demo")
+    )
+    spec = load_spec("flight-delay")
+    return TrainedSetup(settings, spec, run_training(settings, spec))
+
+
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
     """A fresh real redis-server for one test."""

@@ -21,7 +21,7 @@ from loopline.settings import Settings, load_settings
 app = typer.Typer(help="Loopline: real-time ML with the loop closed.", no_args_is_help=True)
 data_app = typer.Typer(help="Reference datasets turned into Feast sources.", no_args_is_help=True)
 features_app = typer.Typer(
-    help="The Feast feature repo: apply and materialize.", no_args_is_help=True
+    help="The Feast feature repo: plan, apply and materialize.", no_args_is_help=True
 )
 models_app = typer.Typer(
     help="The model registry: versions, lineage, aliases.", no_args_is_help=True
@@ -84,14 +84,37 @@ def data_prepare(
 
 @features_app.command("apply")
 def features_apply(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Register the repo's entities, views and services (feast apply) on the configured store."""
+    """Register the repo's entities, views and services (feast apply) on the configured store.
+
+    --json: each object and what the apply did to it (created, updated, deleted, unchanged)."""
+    from loopline.features.plan import plan
     from loopline.features.store import apply
 
+    planned = plan(_settings(ctx)) if as_json else None
     report = apply(_settings(ctx))
-    if as_json:
-        print_json({"report": report.splitlines()})
+    if planned is not None:
+        print_json(planned.model_dump(mode="json"))
     else:
         out.print(report.rstrip())
+
+
+@features_app.command("plan")
+def features_plan(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """What features apply would change in the registry, per object; writes nothing.
+
+    Unlike `feast plan` (0.67), the times Feast stamps on each apply are not changes."""
+    from loopline.features.plan import plan
+
+    planned = plan(_settings(ctx))
+    if as_json:
+        print_json(planned.model_dump(mode="json"))
+        return
+    for item in planned.objects:
+        if item.change != "unchanged":
+            fields = f" ({', '.join(item.fields)})" if item.fields else ""
+            out.print(f"{item.change} {item.kind} {item.name}{fields}")
+    counts = ", ".join(f"{n} {change}" for change, n in planned.summary().items() if n)
+    out.print(f"{'changes' if planned.changed else 'no changes'} to {planned.project}: {counts}")
 
 
 @features_app.command("materialize")

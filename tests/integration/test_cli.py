@@ -21,6 +21,7 @@ COMMANDS = [
     ["data"],
     ["data", "prepare"],
     ["features"],
+    ["features", "plan"],
     ["features", "apply"],
     ["features", "materialize"],
     ["train"],

@@ -19,7 +19,7 @@ from pathlib import Path
 from feast import FeatureStore
 from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 from feast.repo_config import RepoConfig, load_repo_config
-from feast.repo_operations import apply_total
+from feast.repo_operations import apply_total, get_repo_files, py_path_to_module
 
 from loopline.settings import Settings
 
@@ -59,17 +59,28 @@ def inside_repo(settings: Settings) -> Iterator[Path]:
         os.chdir(previous)
 
 
+@contextlib.contextmanager
+def definitions_importable(settings: Settings) -> Iterator[Path]:
+    """Inside the repo with its directory on ``sys.path``: the definitions import each other as
+    top-level modules (as under the ``feast`` CLI). Modules of those names already imported (an
+    earlier parse, of this repo or another) are dropped first, so Feast parses the files as they
+    are now."""
+    with inside_repo(settings) as repo:
+        for path in get_repo_files(repo):
+            sys.modules.pop(py_path_to_module(path), None)
+        sys.path.insert(0, str(repo))
+        try:
+            yield repo
+        finally:
+            sys.path.remove(str(repo))
+
+
 def apply(settings: Settings) -> str:
     """``feast apply`` on the repo with the configured online store; returns Feast's report."""
     config = repo_config(settings)
     output = io.StringIO()
-    with inside_repo(settings) as repo, contextlib.redirect_stdout(output):
-        # The definitions import each other as top-level modules (as under the `feast` CLI).
-        sys.path.insert(0, str(repo))
-        try:
-            apply_total(config, repo, skip_source_validation=False)
-        finally:
-            sys.path.remove(str(repo))
+    with definitions_importable(settings) as repo, contextlib.redirect_stdout(output):
+        apply_total(config, repo, skip_source_validation=False)
     return output.getvalue()
 
 

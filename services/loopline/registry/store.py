@@ -29,11 +29,14 @@ from bentoml._internal.models.model import (
     ModelOptions,
     ModelStore,
 )
+from bentoml._internal.models.model import Model as StoredModel
 from bentoml._internal.tag import Tag, validate_tag_str
+from bentoml.exceptions import NotFound
 from pydantic import TypeAdapter, ValidationError
 
 from loopline.errors import ArtifactIntegrityError, RegistryError
 from loopline.files import write_text_atomic
+from loopline.model.artifact import verify_pinned
 from loopline.registry.export import (
     LINEAGE_FILE,
     RECORD_FILE,
@@ -198,22 +201,33 @@ class ModelRegistry:
             raise RegistryError(f"model {name!r} has no version v{number} ({available})")
         return number
 
+    def package(self, name: str, ref: str, target: ModelStore) -> StoredModel:
+        """Copy the version ``ref`` resolves to into another BentoML model store (``bentoml
+        build`` packages it from BentoML's own, ``BENTOML_HOME``) under the same tag; return
+        the copy there. The artifact is checked against the registry's record first. A model
+        of that tag already in ``target`` is reused if it records the same artifact, and
+        refused with ``ArtifactIntegrityError`` if not (another registry's ``v1``, say)."""
+        version = self.get(name, ref)
+        verify_pinned(version.path, _registry_pin(version))
+        tag = Tag(name, version.version)
+        try:
+            existing = target.get(tag)
+        except NotFound:
+            return self._store.get(tag).save(target)
+        theirs = existing.info.labels.get("artifact_sha256")
+        if theirs != version.registered_sha256:
+            raise ArtifactIntegrityError(
+                f"the BentoML model store already holds {tag} with artifact sha256 "
+                f"{theirs}, not this registry's {version.registered_sha256}; remove it "
+                f"(`bentoml models delete {tag}`) or package another version"
+            )
+        return existing
+
     def _version(self, name: str, number: int, aliases: dict[str, str]) -> ModelVersion:
-        version = f"v{number}"
         # An exact tag: ModelStore.get falls back to prefix matching ("v1" -> "v10") only
         # when the exact directory is missing, and _numbers has just seen it.
-        model = self._store.get(Tag(name, version))
-        path = Path(model.path)
-        recorded = model.info.labels.get("artifact_sha256")
-        return ModelVersion(
-            name=name,
-            version=version,
-            path=path,
-            lineage=read_lineage(path),
-            created_at=model.creation_time,
-            aliases=tuple(a for a in ALIASES if aliases.get(a) == version),
-            registered_sha256=recorded if isinstance(recorded, str) else None,
-        )
+        model = self._store.get(Tag(name, f"v{number}"))
+        return stored_version(model, tuple(a for a in ALIASES if aliases.get(a) == f"v{number}"))
 
     def _alias_file(self, name: str) -> Path:
         return self._aliases_dir / f"{name}.json"
@@ -230,6 +244,29 @@ class ModelRegistry:
 
     def _write_aliases(self, name: str, aliases: dict[str, str]) -> None:
         write_text_atomic(self._alias_file(name), _ALIAS_FILE.dump_json(aliases, indent=2).decode())
+
+
+def stored_version(model: StoredModel, aliases: tuple[str, ...] = ()) -> ModelVersion:
+    """A registered version from its BentoML model: in a registry, or wherever ``package``
+    copied it (a Bento's model store). Its lineage is checked against the manifest."""
+    path = Path(model.path)
+    recorded = model.info.labels.get("artifact_sha256")
+    return ModelVersion(
+        name=model.tag.name,
+        version=str(model.tag.version),
+        path=path,
+        lineage=read_lineage(path),
+        created_at=model.creation_time,
+        aliases=aliases,
+        registered_sha256=recorded if isinstance(recorded, str) else None,
+    )
+
+
+def _registry_pin(version: ModelVersion) -> dict[str, str]:
+    recorded = version.registered_sha256
+    return (
+        {f"the registry's record of {version.name}:{version.version}": recorded} if recorded else {}
+    )
 
 
 def _check_alias(alias: str) -> None:

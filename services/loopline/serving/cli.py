@@ -41,20 +41,10 @@ def serve(
             os.environ[f"LOOPLINE_{name.upper()}"] = str(value)  # the workers read settings too
     settings = load_settings()
     ctx.find_root().obj = settings
+    from loopline.serving.served import preflight
+
     preflight(settings)
     run_server(settings)
-
-
-def preflight(settings: Settings) -> None:
-    """What would make every worker fail, checked once here with one clear error: BentoML
-    restarts a worker that fails to start for ever. The model version must resolve (its
-    manifest checked) and the online store be configured. Nothing here imports Feast (seconds
-    of start-up): the workers compile the feature plan."""
-    from loopline.features.online_plan import configured_online_store, redis_url_for
-    from loopline.serving.served import resolve_model
-
-    resolve_model(settings)
-    redis_url_for(configured_online_store(settings), settings)
 
 
 def run_server(settings: Settings) -> None:

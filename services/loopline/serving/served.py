@@ -5,8 +5,9 @@ recomputed from its files and checked against every value recorded for it outsid
 own manifest, before anything in it is parsed (docs/serving.md, "Integrity"):
 
 - ``LOOPLINE_MODEL_SHA256``, the pin a deployment names (the chart's ``models[].artifactSha256``);
-- the registry's own record of the version: the BentoML store's ``model.yaml`` label, or, for an
-  exported directory, the copy of it in ``registry.json``;
+- the registry's own record of the version: the BentoML store's ``model.yaml`` label (in the
+  registry, or in the model store a Bento packaged the version into), or, for an exported
+  directory, the copy of it in ``registry.json``;
 - ``lineage.json`` (checked by the registry's readers).
 """
 
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loopline.model.artifact import verify_pinned
-from loopline.registry import ModelRegistry, load_version_dir
-from loopline.registry.export import RECORD_FILE
+from loopline.registry import ModelRegistry
+from loopline.registry.bento import load_served_dir
 from loopline.settings import Settings
 from loopline.spec import ModelSpec
 
@@ -37,14 +38,15 @@ class ServedModel:
 
 def resolve_model(settings: Settings) -> ServedModel:
     """The version to serve: ``model_path`` (an exported directory, e.g. KServe's
-    ``/mnt/models``) when set, else ``model_ref`` of ``model_name`` in the registry.
+    ``/mnt/models``, or a BentoML model's directory, e.g. the one a Bento packages) when set,
+    else ``model_ref`` of ``model_name`` in the registry.
     ``ArtifactIntegrityError`` when its content is not what the pin and the registry recorded."""
     pins = {PIN_SETTING: settings.model_sha256} if settings.model_sha256 else {}
     if settings.model_path is not None:
         if pins:  # the pin first: nothing else in the directory is read if it is not the one
             verify_pinned(settings.model_path, pins)
-        version = load_version_dir(settings.model_path)
-        where = f"{settings.model_path / RECORD_FILE} (the registry's record, exported)"
+        version, record = load_served_dir(settings.model_path)
+        where = f"{record} (the registry's record, exported or packaged in a Bento)"
     else:
         registry = ModelRegistry(settings.registry_dir)
         version = registry.get(settings.model_name, settings.model_ref)
@@ -59,3 +61,15 @@ def resolve_model(settings: Settings) -> ServedModel:
         spec=ModelSpec.model_validate(version.lineage.spec),
         path=version.path,
     )
+
+
+def preflight(settings: Settings) -> None:
+    """What would make every worker fail, checked once before they start (``loopline serve``,
+    and a served Bento's deployment hook) with one clear error: BentoML restarts a worker that
+    fails to start for ever. The model version must resolve (its artifact checked) and the
+    online store be configured. Nothing here imports Feast (seconds of start-up): the workers
+    compile the feature plan."""
+    from loopline.features.online_plan import configured_online_store, redis_url_for
+
+    resolve_model(settings)
+    redis_url_for(configured_online_store(settings), settings)

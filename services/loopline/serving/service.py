@@ -10,7 +10,10 @@ are in docs/decisions.md, §1):
   ``http`` and everything else (lifespan, ``/livez``, ``/readyz``, docs) to BentoML, whose
   ``/readyz`` asks ``__is_ready__``: the same flag as ``/v2/health/ready``;
 - BentoML's own metrics, access log and tracing are off: the predictor exports its own metrics,
-  and an access log line per request would cost more than the prediction.
+  and an access log line per request would cost more than the prediction;
+- ``bentoml build`` packages the version ``model`` names as a BentoML model, and the schema lists
+  the inference routes ``FastPath`` serves (``routes``); a served Bento's deployment hook
+  (``bento.prepare``) points the workers at that model and checks it can serve (docs/delivery.md).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Any
 
 import bentoml
 
-from loopline.settings import Settings
+from loopline.registry.bento import RegistryModel
+from loopline.settings import Settings, load_settings
 
 Scope = dict[str, Any]
 
@@ -47,6 +51,13 @@ class PredictorService(bentoml.Service[Any]):
     def to_asgi(self, is_main: bool = True) -> Any:
         return FastPath(super().to_asgi(is_main))
 
+    def schema(self) -> dict[str, Any]:
+        """BentoML's schema, with the inference routes ``FastPath`` serves (``routes``)."""
+        from loopline.serving.bento import schema_routes
+
+        schema = super().schema()
+        return {**schema, "routes": [*schema["routes"], *schema_routes(load_settings())]}
+
 
 @bentoml.service(
     name="loopline-predictor",
@@ -56,7 +67,18 @@ class PredictorService(bentoml.Service[Any]):
     tracing={"sample_rate": 0.0},
 )
 class Predictor:
-    """Loads the model version given by settings (``LOOPLINE_*``) and serves it."""
+    """Serves one model version: OIP v2 (REST and gRPC) and native JSON, with online features."""
+
+    model = RegistryModel()
+    """The version ``bentoml build`` packages (settings: the champion unless
+    ``LOOPLINE_MODEL_REF`` names another); a served Bento serves it."""
+
+    @bentoml.on_deployment
+    def prepare() -> None:
+        from loopline.serving.bento import prepare
+
+        service: bentoml.Service[Any] = Predictor  # the decorator made the class a Service
+        prepare(service.bento)
 
     def __init__(self) -> None:
         # PyTorch and the predictor's modules, imported here, create objects that set off full

@@ -6,12 +6,15 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT
-from tests.integration.serving.server import Server
+from loopline.registry import ModelRegistry
+from tests.conftest import REPO_ROOT, TrainedSetup
+from tests.integration.serving.conftest import ServingSetup
+from tests.integration.serving.server import Server, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -21,6 +24,18 @@ def examples(language: str) -> list[str]:
     readme = (REPO_ROOT / "README.md").read_text()
     section = readme.split("\n## Serve\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)
+
+
+@pytest.fixture(scope="module")
+def demo_server(
+    demo: TrainedSetup, serving: ServingSetup, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The demo's champion, served with the same features."""
+    root = tmp_path_factory.mktemp("demo-server")
+    model = ModelRegistry(demo.settings.registry_dir).export(demo.spec.name, "champion", root / "m")
+    running = start_server(root, serving.env(LOOPLINE_MODEL_PATH=str(model)))
+    yield running
+    running.stop()
 
 
 def on(server: Server, code: str) -> str:
@@ -48,6 +63,23 @@ def test_curl_example(server: Server, route: str) -> None:
     else:
         probability = answer["probability"]
     assert 0 < probability < 1
+
+
+@pytest.mark.timeout(3600)  # the demo fixture trains the full model (about 8 CPU-minutes)
+def test_the_answer_shown_is_the_demo_models(demo_server: Server) -> None:
+    """The README's JSON answer, but for the random request id, is what the demo's champion
+    answers to the example; its probability to the digits shown."""
+    (example,) = [c for c in examples("bash") if c.startswith("curl -s localhost:3000/predict ")]
+    (shown_text,) = examples("json")
+    shown = json.loads(shown_text)
+    answer = json.loads(run(["bash", "-c", on(demo_server, example)]))
+    digits = len(str(shown["probability"]).split(".")[1])
+    assert answer.pop("probability") == pytest.approx(
+        shown.pop("probability"), abs=0.5 * 10**-digits
+    )
+    assert len(answer.pop("request_id")) == 32
+    shown.pop("request_id")
+    assert answer == shown
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
