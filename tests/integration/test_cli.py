@@ -31,6 +31,7 @@ COMMANDS = [
     ["models", "export"],
     ["replay"],
     ["skew"],
+    ["ingest"],
 ]
 
 
@@ -137,6 +138,14 @@ ERRORS = [
     (["models", "show", "flight-delay", "--version", "v9"], "v9"),
     (["models", "export", "flight-delay", "{nonempty}"], "--overwrite"),
     (["models", "export", "flight-delay", "{empty}", "--version", "latest-ish"], "latest-ish"),
+    (["models", "export", "flight-delay", "s3://"], "s3://<bucket>/<prefix>"),
+    (["features", "plan"], "feature_store.yaml"),
+    (["ingest"], "LOOPLINE_EVENTS_REDIS_URL"),
+    (["ingest", "--shard", "99"], "--shard"),
+    (["replay", "--from", "garbage"], "--from"),
+    (["replay", "--speed", "0"], "--speed"),
+    (["skew", "--sample", "0"], "--sample"),
+    (["skew", "--sample", "10"], "no logged predictions"),
     (["serve", "--workers", "0"], "--workers"),
     (["no-such-verb"], "no-such-verb"),
 ]
