@@ -13,10 +13,12 @@ from rich.table import Table
 # typer 0.29 runs its own copy of click; these are the exceptions its parser raises.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
+from loopline.cli.common import JsonOption, settings_of
+from loopline.cli.live import ingest, replay, skew
 from loopline.console import console, out, print_error, print_json, steps
-from loopline.errors import LooplineError, RegistryError, SettingsError
+from loopline.errors import LooplineError, RegistryError
 from loopline.serving.cli import serve
-from loopline.settings import Settings, load_settings
+from loopline.settings import load_settings
 
 app = typer.Typer(help="Loopline: real-time ML with the loop closed.", no_args_is_help=True)
 data_app = typer.Typer(help="Reference datasets turned into Feast sources.", no_args_is_help=True)
@@ -30,14 +32,9 @@ app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 app.command("serve")(serve)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    return settings
+app.command("replay")(replay)
+app.command("skew")(skew)
+app.command("ingest")(ingest)
 
 
 def _print_version(wanted: bool) -> None:
@@ -70,7 +67,7 @@ def data_prepare(
     from loopline.data.prepare import prepare
 
     with steps("prepare", total=5, quiet=as_json) as advance:
-        manifest = prepare(_settings(ctx), dataset, advance)
+        manifest = prepare(settings_of(ctx), dataset, advance)
     if as_json:
         print_json(manifest.__dict__)
     else:
@@ -90,8 +87,8 @@ def features_apply(ctx: typer.Context, as_json: JsonOption = False) -> None:
     from loopline.features.plan import plan
     from loopline.features.store import apply
 
-    planned = plan(_settings(ctx)) if as_json else None
-    report = apply(_settings(ctx))
+    planned = plan(settings_of(ctx)) if as_json else None
+    report = apply(settings_of(ctx))
     if planned is not None:
         print_json(planned.model_dump(mode="json"))
     else:
@@ -105,7 +102,7 @@ def features_plan(ctx: typer.Context, as_json: JsonOption = False) -> None:
     Unlike `feast plan` (0.67), the times Feast stamps on each apply are not changes."""
     from loopline.features.plan import plan
 
-    planned = plan(_settings(ctx))
+    planned = plan(settings_of(ctx))
     if as_json:
         print_json(planned.model_dump(mode="json"))
         return
@@ -130,7 +127,7 @@ def features_materialize(
     from loopline.data.prepare import read_manifest
     from loopline.features.store import materialize
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     manifest = read_manifest(settings)
     window = (start or manifest.start, end or manifest.live_from)
     with steps("materialize", total=1, quiet=as_json) as advance:
@@ -160,7 +157,7 @@ def train(
     spec = load_spec(model)
     with steps(f"train {spec.name}", total=4, quiet=as_json) as advance:
         outcome = run_training(
-            _settings(ctx),
+            settings_of(ctx),
             spec,
             progress=advance,
             on_epoch=lambda r: (
@@ -202,7 +199,7 @@ def models_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Every registered version of every model."""
     from loopline.registry.store import ModelRegistry
 
-    registry = ModelRegistry(_settings(ctx).registry_dir)
+    registry = ModelRegistry(settings_of(ctx).registry_dir)
     versions = [v for name in registry.models() for v in registry.versions(name)]
     rows = [v.to_summary() for v in versions]
     if as_json:
@@ -234,7 +231,7 @@ def models_show(
     """Lineage and holdout metrics of one version."""
     from loopline.registry.store import ModelRegistry
 
-    found = ModelRegistry(_settings(ctx).registry_dir).get(name, version)
+    found = ModelRegistry(settings_of(ctx).registry_dir).get(name, version)
     payload = {
         "name": found.name,
         "version": found.version,
@@ -272,7 +269,7 @@ def models_export(
     from loopline.registry.s3 import S3Prefix, export_to_s3, is_s3_uri
     from loopline.registry.store import ModelRegistry
 
-    registry = ModelRegistry(_settings(ctx).registry_dir)
+    registry = ModelRegistry(settings_of(ctx).registry_dir)
     try:
         if is_s3_uri(destination):
             prefix = S3Prefix.parse(destination)
@@ -286,112 +283,6 @@ def models_export(
         print_json({"name": name, "version": version, "path": where})
     else:
         out.print(f"exported {name} {version} to {where}")
-
-
-# Live traffic: the replay of the live period and the training-serving skew check.
-
-
-@app.command("replay")
-def replay(
-    ctx: typer.Context,
-    start: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="UTC day.")],
-    end: Annotated[
-        datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="UTC day, inclusive.")
-    ],
-    speed: Annotated[
-        float | None, typer.Option(min=0.001, help="Times real time (default 3600).")
-    ] = None,
-    fastest: Annotated[bool, typer.Option("--max", help="As fast as the server answers.")] = False,
-    model: Annotated[str, typer.Option(help="Model spec name or path.")] = "flight-delay",
-    as_json: JsonOption = False,
-) -> None:
-    """Replay the live period's events and prediction requests, in time order, against the
-    server at LOOPLINE_REPLAY_URL."""
-    from datetime import UTC, timedelta
-
-    from rich.progress import Progress
-
-    from loopline.replay import replay as run_replay
-    from loopline.spec import load_spec
-
-    if fastest and speed is not None:
-        raise UsageError("--speed and --max exclude each other")
-    first = start.replace(tzinfo=UTC)
-    last = end.replace(tzinfo=UTC) + timedelta(days=1)
-    with Progress(console=console, disable=as_json or not console.is_terminal) as bar:
-        task = bar.add_task("replay", total=None)
-        summary = run_replay(
-            _settings(ctx),
-            load_spec(model),
-            first,
-            last,
-            speed=None if fastest else speed or 3600.0,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-    if as_json:
-        print_json(summary)
-        return
-    out.print(
-        f"replayed {summary['from']:%Y-%m-%d} → {summary['to']:%Y-%m-%d} in "
-        f"{summary['seconds']:.1f} s: {summary['events']:,} events "
-        f"({summary['events_per_s']:,.0f}/s), {summary['predictions']:,} predictions, "
-        f"{summary['outcomes_joined']:,} outcomes joined"
-    )
-    for view, counts in summary["feature_status"].items():
-        out.print(f"  {view:>26}: " + ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())))
-
-
-@app.command("skew")
-def skew(
-    ctx: typer.Context,
-    sample: Annotated[int, typer.Option(min=1, help="Logged predictions to check.")] = 1000,
-    model: Annotated[str, typer.Option(help="Model spec name or path.")] = "flight-delay",
-    as_json: JsonOption = False,
-) -> None:
-    """Compare the features logged predictions were served with to Feast's point-in-time
-    features for the same entities and time."""
-    from loopline.monitoring.skew import check_skew
-    from loopline.spec import load_spec
-
-    report = check_skew(_settings(ctx), load_spec(model), sample).as_dict()
-    if as_json:
-        print_json(report)
-        return
-    table = Table("feature", "compared", "mismatched", "rate", "not fresh")
-    for name, counts in report["features"].items():
-        rate = counts["mismatch_rate"]
-        table.add_row(
-            name,
-            str(counts["compared"]),
-            str(counts["mismatched"]),
-            "-" if rate is None else f"{rate:.4f}",
-            str(counts["not_fresh"]),
-        )
-    out.print(table)
-    for example in report["worst"]:
-        out.print(
-            f"  {example['feature']} at {example['event_timestamp']}: served "
-            f"{example['served']}, offline {example['offline']} ({example['request_id']})"
-        )
-
-
-@app.command("ingest")
-def ingest(
-    ctx: typer.Context,
-    shard: Annotated[
-        int | None, typer.Option(min=0, help="The shard to consume (default: every shard).")
-    ] = None,
-) -> None:
-    """Consume the live event stream: aggregates and weather to the online store, every event
-    to the offline store, outcomes to the outcome join (docs/events.md). Runs until SIGTERM."""
-    from loopline.ingest.runner import run as run_ingest
-
-    settings = _settings(ctx)
-    if shard is not None:
-        settings = settings.model_copy(update={"ingest_shard": shard})
-        if shard >= settings.ingest_shards:
-            raise SettingsError(f"--shard {shard} is not below LOOPLINE_INGEST_SHARDS")
-    run_ingest(settings)
 
 
 def run() -> None:
