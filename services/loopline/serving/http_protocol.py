@@ -12,19 +12,25 @@
   request waits in the kernel rather than costing the worker another refusal.
 - **Malformed requests get JSON**: httptools' parse errors are answered ``400`` with
   ``{"error": ...}`` like every other error, not uvicorn's plain text.
+
+The worker process imports this module (through ``uvicorn_worker``) before BentoML configures
+logging, whose ``dictConfig`` disables every logger that exists by then: importing the worker's
+modules here would silence their logs (``tests/reliability/test_tampering.py`` reads one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from loopline.errors import bounded
-from loopline.serving.shedding import Refusal
+
+if TYPE_CHECKING:  # at run time this module must import nothing of the worker's (see below)
+    from loopline.serving.shedding import Refusal
 
 RECEIVED = "loopline.received"
 """Scope extension: ``time.perf_counter()`` when the request's headers were in."""
