@@ -3,7 +3,6 @@ and served from there (``LOOPLINE_MODEL_PATH`` naming a BentoML model's director
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,16 +10,16 @@ from bentoml._internal.models.model import ModelStore
 
 from loopline.errors import ArtifactIntegrityError
 from loopline.model.artifact import WEIGHTS, save_model
-from loopline.registry import DataWindow, Lineage, ModelRegistry
+from loopline.registry import ModelRegistry
 from loopline.registry.bento import load_model_dir
 from loopline.serving.served import resolve_model
 from loopline.settings import Settings
 from loopline.spec import load_spec
 from tests.unit.model.test_artifact import FRAME, small_model
+from tests.unit.registry.lineages import bare_lineage
 from tests.unit.serving.test_served import rewrite
 
 SPEC = load_spec("flight-delay")
-WINDOW = DataWindow(start=datetime(2013, 1, 1, tzinfo=UTC), end=datetime(2013, 2, 1, tzinfo=UTC))
 
 
 def registry_with_champion(root: Path, other: bool = False) -> tuple[ModelRegistry, str]:
@@ -29,22 +28,7 @@ def registry_with_champion(root: Path, other: bool = False) -> tuple[ModelRegist
     sha256 = save_model(small_model(), FRAME, artifact)
     if other:
         sha256 = rewrite(artifact, WEIGHTS, b"other weights")
-    lineage = Lineage(
-        model_name=SPEC.name,
-        spec=SPEC.model_dump(mode="json"),
-        feature_service=SPEC.feature_service,
-        features=[],
-        train_window=WINDOW,
-        validation_window=WINDOW,
-        holdout_window=WINDOW,
-        rows={},
-        code_commit="0123abc",
-        parameters={},
-        metrics={},
-        artifact_sha256=sha256,
-        reference_sample="reference_sample.parquet",
-        trained_at=datetime(2013, 2, 2, tzinfo=UTC),
-    )
+    lineage = bare_lineage(SPEC, sha256)
     registry = ModelRegistry(root / "registry")
     registry.register(SPEC.name, artifact, lineage)
     registry.set_alias(SPEC.name, "champion", "v1")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,15 @@ from loopline.model.artifact import (
     verify_artifact,
     verify_pinned,
 )
-from loopline.registry import DataWindow, Lineage, ModelRegistry
+from loopline.registry import ModelRegistry
 from loopline.registry.export import LINEAGE_FILE, RECORD_FILE
 from loopline.serving.served import resolve_model
 from loopline.settings import Settings, load_settings
 from loopline.spec import load_spec
 from tests.unit.model.test_artifact import FRAME, small_model
+from tests.unit.registry.lineages import bare_lineage
 
 SPEC = load_spec("flight-delay")
-WINDOW = DataWindow(start=datetime(2013, 1, 1, tzinfo=UTC), end=datetime(2013, 2, 1, tzinfo=UTC))
 
 
 def rewrite(directory: Path, name: str, content: bytes) -> str:
@@ -59,22 +58,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def registry_home(tmp_path: Path, artifact: tuple[Path, str]) -> tuple[Path, str]:
     """A home whose registry holds the artifact as champion of the spec's model."""
     directory, sha256 = artifact
-    lineage = Lineage(
-        model_name=SPEC.name,
-        spec=SPEC.model_dump(mode="json"),
-        feature_service=SPEC.feature_service,
-        features=[],
-        train_window=WINDOW,
-        validation_window=WINDOW,
-        holdout_window=WINDOW,
-        rows={},
-        code_commit="0123abc",
-        parameters={},
-        metrics={},
-        artifact_sha256=sha256,
-        reference_sample="reference_sample.parquet",
-        trained_at=datetime(2013, 2, 2, tzinfo=UTC),
-    )
+    lineage = bare_lineage(SPEC, sha256)
     home = tmp_path / "home"
     registry = ModelRegistry(home / "registry")
     registry.register(SPEC.name, directory, lineage)
