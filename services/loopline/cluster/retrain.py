@@ -80,7 +80,11 @@ def trigger_retrain(settings: Settings, reason: str, *, client: ApiClient | None
         cronjob = batch.read_namespaced_cron_job(cronjob_name, ns, _request_timeout=timeout)
     job = job_from_cronjob(cronjob, reason)
     with calling("creating a Job from", f"CronJob {ns}/{cronjob_name}"):
-        created = batch.create_namespaced_job(ns, job, _request_timeout=timeout)
+        # The client (37.0.1) sends no Content-Type on a create; the API server would assume
+        # JSON, but the body's type is stated rather than left to a default.
+        created = batch.create_namespaced_job(
+            ns, job, _headers={"Content-Type": "application/json"}, _request_timeout=timeout
+        )
     if created.metadata is None or not created.metadata.name:
         raise ClusterError(f"the Job created from CronJob {ns}/{cronjob_name} came back unnamed")
     return created.metadata.name
