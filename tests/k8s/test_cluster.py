@@ -129,7 +129,8 @@ def test_monitor_creates_a_job_from_each_retrain_cronjob(
         cronjob = api.objects[("cronjobs", kube.NAMESPACE, cronjob_name)]
         assert cronjob["spec"]["suspend"] is True
         job = api.requests[-1].body
-        assert name.startswith(f"{cronjob_name}-") and len(name) <= 63
+        assert name.startswith(f"{cronjob_name}-")
+        assert len(name) <= 63
         assert job["metadata"]["annotations"] == {
             "cronjob.kubernetes.io/instantiate": "manual",
             "loopline.io/retrain-reason": "drift_share 0.42 over 7 days",
@@ -187,7 +188,8 @@ def test_standard_canary_promote_and_rollback(
         )
         promoted = apply_rollout(settings, "promote", client=api.client())
         spec = _isvc(api, name)["spec"]
-        assert "canary" not in spec and promoted.challenger_percent == 100
+        assert "canary" not in spec
+        assert promoted.challenger_percent == 100
         assert spec["predictor"]["name"] == "v3"
         assert spec["predictor"]["model"]["storageUri"] == where.uri
     pinned = _env(
@@ -232,7 +234,8 @@ def test_knative_canary_promote_and_rollback(renders: dict[str, list[kube.Doc]])
     with serving(_server(docs)) as api:
         champion_uri = _isvc(api, "flight-delay")["spec"]["predictor"]["model"]["storageUri"]
         where = export_location(settings, "v2")
-        assert where.path is None and where.uri == champion_uri.rstrip("/") + "-v2"
+        assert where.path is None
+        assert where.uri == champion_uri.rstrip("/") + "-v2"
         apply_rollout(
             settings, "canary", version="v2", storage_uri=where.uri, percent=20, client=api.client()
         )
@@ -301,7 +304,7 @@ def test_api_errors_name_the_object_and_the_status(
     api.handle = refuse_patch  # type: ignore[method-assign]
     with pytest.raises(
         ClusterError,
-        match=rf"patching \(canary\) InferenceService loopline/flight-delay: the API server answered {words}",
+        match=rf"patching \(canary\) InferenceService loopline/flight-delay: .* answered {words}",
     ):
         apply_rollout(
             _settings(rollout),
