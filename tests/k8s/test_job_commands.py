@@ -223,19 +223,19 @@ def test_first_run_job_takes_an_empty_pvc_to_every_exported_model(
 
 
 def test_a_verb_the_cli_lacks_is_caught(chart_renders: dict[str, list[kube.Doc]]) -> None:
-    """The check is not vacuous: a CronJob running `loopline monitor`, in args on the
-    entrypoint or inside a script, and an option a verb lacks, all fail."""
+    """The check is not vacuous: a CronJob running a verb the CLI lacks (`loopline drift`), in
+    args on the entrypoint or inside a script, and an option a verb lacks, all fail."""
     cron = next(
         d for d in chart_renders["default"] if kube.key(d) == ("CronJob", "loopline-materialize")
     )
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     main = pod["containers"][0]
-    on_entrypoint = {**main, "command": None, "args": ["monitor", "--model", "flight-delay"]}
-    in_script = {**main, "args": ["loopline features apply\nexec loopline monitor --model x"]}
+    on_entrypoint = {**main, "command": None, "args": ["drift", "--model", "flight-delay"]}
+    in_script = {**main, "args": ["loopline features apply\nexec loopline drift --model x"]}
     bad_option = {**main, "args": ["loopline train --modle flight-delay"]}
     for container, message in [
-        (on_entrypoint, "`loopline monitor`, which is no command"),
-        (in_script, "`loopline monitor`, which is no command"),
+        (on_entrypoint, "`loopline drift`, which is no command"),
+        (in_script, "`loopline drift`, which is no command"),
         (bad_option, "--modle"),
     ]:
         found = list(container_invocations("CronJob/broken", container))
