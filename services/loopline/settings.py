@@ -255,6 +255,33 @@ class Settings(BaseSettings):
     ingest_metrics_port: int = Field(default=9102, ge=0, le=65535)
     """``/metrics`` of the ingest consumer (0: not served)."""
 
+    # Kubernetes (`loopline.cluster`): the monitor creates retrain Jobs, the rollout patches the
+    # InferenceService. In-cluster credentials only (the projected service-account token), never
+    # a kubeconfig. The chart sets these for the monitor and rollout CronJobs.
+
+    kubernetes_namespace: str | None = None
+    """Namespace of the retrain CronJob and the InferenceService; None reads the pod's own from
+    ``kubernetes_service_account_dir``/namespace."""
+
+    kubernetes_retrain_cronjob: str | None = None
+    """The model's suspended retrain CronJob, whose ``jobTemplate`` the monitor runs."""
+
+    kubernetes_inference_service: str | None = None
+    """The model's InferenceService, which the rollout patches."""
+
+    kubernetes_model_storage_uri: str | None = None
+    """The storageUri the chart gives the model (``pvc://...`` or ``s3://...``); a version
+    exported for a canary goes next to it, at ``<uri>-<version>``."""
+
+    kubernetes_model_export_dir: Path | None = None
+    """Where ``kubernetes_model_storage_uri`` is in the job's mount of the PVC (None on S3)."""
+
+    kubernetes_service_account_dir: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+    """The projected token, CA bundle and namespace file of the pod's service account."""
+
+    kubernetes_timeout_s: float = Field(default=10.0, gt=0)
+    """Connect and read timeout of each call to the API server."""
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         for name in ("redis_url", "prediction_log_redis_url", "events_redis_url"):

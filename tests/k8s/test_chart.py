@@ -79,16 +79,21 @@ def test_default_render_holds_the_stack(renders: dict[str, list[kube.Doc]]) -> N
         ("ConfigMap", "loopline-feast"),
         ("PersistentVolumeClaim", "loopline-data"),
         ("CronJob", "loopline-materialize"),
-        ("CronJob", "loopline-train-flight-delay"),
+        ("CronJob", "loopline-retrain-flight-delay"),
         ("NetworkPolicy", "loopline-default-deny"),
         ("Pod", "loopline-test-ready"),
     )
     kinds = {kind for kind, _ in names}
-    assert not kinds & {"ServiceMonitor", "PrometheusRule", "Secret", "Role", "ClusterRole"}
+    assert not kinds & {"ServiceMonitor", "PrometheusRule", "Secret", "ClusterRole", "Deployment"}
     cronjobs = {d["metadata"]["name"]: d for d in renders["default"] if d["kind"] == "CronJob"}
-    assert set(cronjobs) == {"loopline-materialize", "loopline-train-flight-delay"}
-    # Training runs when asked (kubectl create job --from), materialization on its schedule.
-    assert cronjobs["loopline-train-flight-delay"]["spec"]["suspend"] is True
+    assert set(cronjobs) == {
+        "loopline-materialize",
+        "loopline-monitor-flight-delay",
+        "loopline-retrain-flight-delay",
+        "loopline-rollout-flight-delay",
+    }
+    # Retraining runs when the monitor asks (a Job from the CronJob), the rest on schedules.
+    assert cronjobs["loopline-retrain-flight-delay"]["spec"]["suspend"] is True
     assert cronjobs["loopline-materialize"]["spec"]["suspend"] is False
 
 
@@ -99,12 +104,18 @@ def test_optional_parts_follow_their_flags(renders: dict[str, list[kube.Doc]]) -
         ("PrometheusRule", "loopline"),
         ("ConfigMap", "loopline-grafana-dashboard"),
         ("InferenceService", "flight-delay-challenger"),
-        ("CronJob", "loopline-train-flight-delay-challenger"),
+        ("CronJob", "loopline-retrain-flight-delay-challenger"),
     )
     external = _objects(renders["knative-hpa-external-url"], ("CronJob", "loopline-materialize"))
     assert not {k for k in external if k[0] in ("NetworkPolicy", "Pod")}
     assert {k for k in external if k[0] == "StatefulSet"} == {("StatefulSet", "loopline-ingest")}
-    assert not {k for k in external if k[1].startswith("loopline-train-")}, "jobs.train.enabled"
+    loop = ("loopline-monitor-", "loopline-retrain-", "loopline-rollout-")
+    assert not {k for k in external if k[1].startswith(loop)}, "jobs.*.enabled"
+    assert not {k for k in external if k[0] in ("Role", "RoleBinding")}
+    pushgateway = ("Deployment", "Service", "ServiceMonitor", "ServiceAccount", "NetworkPolicy")
+    assert {k for k in _objects(renders["all-flags"]) if k[1] == "loopline-pushgateway"} == {
+        (kind, "loopline-pushgateway") for kind in pushgateway
+    }
     assert ("Job", "loopline-first-run") not in external, "jobs.firstRun.enabled"
     assert ("PersistentVolumeClaim", "loopline-data") not in external
     kpa = _objects(renders["knative-kpa"])
@@ -148,7 +159,7 @@ def test_notes_tell_how_to_reach_the_endpoints() -> None:
 
 def test_service_monitor_scrapes_the_predictor_services(renders: dict[str, list[kube.Doc]]) -> None:
     def monitor(variant: str) -> kube.Doc:
-        return next(d for d in renders[variant] if d["kind"] == "ServiceMonitor")
+        return next(d for d in renders[variant] if kube.key(d) == ("ServiceMonitor", "loopline"))
 
     standard = monitor("all-flags")["spec"]
     assert standard["selector"]["matchExpressions"] == [

@@ -43,7 +43,7 @@ def test_first_run_job_is_a_post_install_hook(renders: dict[str, list[kube.Doc]]
     pod = template["spec"]
     assert pod["serviceAccountName"] == "loopline-jobs"
     (main,) = pod["containers"]
-    assert main["resources"] == jobs["train"]["resources"]
+    assert main["resources"] == jobs["retrain"]["resources"]
     data = next(m for m in main["volumeMounts"] if m["name"] == "data")
     assert data == {"name": "data", "mountPath": "/var/lib/loopline", "readOnly": False}
     claim = next(v for v in pod["volumes"] if v["name"] == "data")
@@ -147,6 +147,10 @@ def test_notes_and_docs_tell_one_story_to_the_first_prediction() -> None:
         assert at == sorted(at), where
     assert steps[0] in docs
     assert "--timeout 90m" in notes
+    # The NOTES point at the page's walk through the loop by its title.
+    loop = "From install to the first automatic rollout"
+    assert f'docs/kubernetes.md, "{loop}"' in notes
+    assert f"\n## {loop}\n" in docs
 
 
 def test_notes_follow_the_values() -> None:
@@ -154,6 +158,6 @@ def test_notes_follow_the_values() -> None:
     manual = _notes("jobs.firstRun.enabled=false")
     assert "loopline-first-run" not in manual
     assert "create job loopline-first-materialize --from=cronjob/loopline-materialize" in manual
-    assert "--from=cronjob/loopline-train-flight-delay" in manual
+    assert "--from=cronjob/loopline-retrain-flight-delay" in manual
     assert "ReadWriteOnce" in _notes()
     assert "ReadWriteOnce" not in _notes("persistence.accessModes={ReadWriteMany}")

@@ -84,7 +84,7 @@ def test_every_enabled_job_flag_is_switched_on(chart_renders: dict[str, list[kub
         assert {d["metadata"]["name"] for d in cronjobs} >= {
             "loopline-first-run",
             "loopline-materialize",
-            "loopline-train-flight-delay",
+            "loopline-retrain-flight-delay",
         }, variant
         for doc in cronjobs:
             (where, pod), *_ = kube.pod_specs(doc)
@@ -133,7 +133,7 @@ def test_kustomize_jobs_run_existing_verbs(kustomize_renders: dict[str, list[kub
         assert {i.where.split(" ")[0] for i in found} >= {
             "Job/loopline-first-run",
             "CronJob/loopline-materialize",
-            "CronJob/loopline-train-flight-delay",
+            "CronJob/loopline-retrain-flight-delay",
             "ServingRuntime/loopline",
         }, render
         assert check(found) >= {("features", "materialize"), ("train",), ("models", "export")}
@@ -142,7 +142,7 @@ def test_kustomize_jobs_run_existing_verbs(kustomize_renders: dict[str, list[kub
 def _runs(docs: list[kube.Doc], kind: str, name: str) -> list[tuple[str, ...]]:
     """The loopline invocations of the main container of the job ``kind``/``name``."""
     job = next(d for d in docs if kube.key(d) == (kind, name))
-    main = {"first-run", "train", "materialize"}
+    main = {"first-run", "retrain", "materialize"}
     return [i.argv for i in invocations([job]) if i.where.split(" container ")[1] in main]
 
 
@@ -162,27 +162,27 @@ def test_train_job_exports_where_the_inference_service_loads(
         isvc["spec"]["predictor"]["model"]["storageUri"]
         == "pvc://loopline-data/serving/flight-delay"
     )
-    assert _runs(default, "CronJob", "loopline-train-flight-delay") == [
-        ("train", "--model", "flight-delay"),
+    assert _runs(default, "CronJob", "loopline-retrain-flight-delay") == [
+        ("retrain", "--model", "flight-delay"),
         _export("flight-delay", "/var/lib/loopline/serving/flight-delay"),
     ]
     # Another claim (pvc://models/...): no job can write it.
     assert _runs(
-        chart_renders["all-flags"], "CronJob", "loopline-train-flight-delay-challenger"
-    ) == [("train", "--model", "flight-delay")]
+        chart_renders["all-flags"], "CronJob", "loopline-retrain-flight-delay-challenger"
+    ) == [("retrain", "--model", "flight-delay")]
     kpa = chart_renders["knative-kpa"]
     s3_uri = "s3://loopline-models/prod/serving/flight-delay"
     isvc = next(d for d in kpa if kube.key(d) == ("InferenceService", "flight-delay"))
     # With the trailing "/" the storage initializer copies this model's objects only, not those
     # of a model whose name extends it (tests/integration/registry/test_s3_export.py).
     assert isvc["spec"]["predictor"]["model"]["storageUri"] == s3_uri + "/"
-    assert _runs(kpa, "CronJob", "loopline-train-flight-delay") == [
-        ("train", "--model", "flight-delay"),
+    assert _runs(kpa, "CronJob", "loopline-retrain-flight-delay") == [
+        ("retrain", "--model", "flight-delay"),
         _export("flight-delay", s3_uri),
     ]
     # An existing claim is still the chart's PVC: its folder is exported into.
     existing = chart_renders["knative-hpa-external-url"]
-    assert _runs(existing, "CronJob", "loopline-train-flight-delay")[-1] == _export(
+    assert _runs(existing, "CronJob", "loopline-retrain-flight-delay")[-1] == _export(
         "flight-delay", "/var/lib/loopline/serving/flight-delay"
     )
 
@@ -223,19 +223,19 @@ def test_first_run_job_takes_an_empty_pvc_to_every_exported_model(
 
 
 def test_a_verb_the_cli_lacks_is_caught(chart_renders: dict[str, list[kube.Doc]]) -> None:
-    """The check is not vacuous: a CronJob running `loopline monitor`, in args on the
-    entrypoint or inside a script, and an option a verb lacks, all fail."""
+    """The check is not vacuous: a CronJob running a verb the CLI lacks (`loopline drift`), in
+    args on the entrypoint or inside a script, and an option a verb lacks, all fail."""
     cron = next(
         d for d in chart_renders["default"] if kube.key(d) == ("CronJob", "loopline-materialize")
     )
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     main = pod["containers"][0]
-    on_entrypoint = {**main, "command": None, "args": ["monitor", "--model", "flight-delay"]}
-    in_script = {**main, "args": ["loopline features apply\nexec loopline monitor --model x"]}
+    on_entrypoint = {**main, "command": None, "args": ["drift", "--model", "flight-delay"]}
+    in_script = {**main, "args": ["loopline features apply\nexec loopline drift --model x"]}
     bad_option = {**main, "args": ["loopline train --modle flight-delay"]}
     for container, message in [
-        (on_entrypoint, "`loopline monitor`, which is no command"),
-        (in_script, "`loopline monitor`, which is no command"),
+        (on_entrypoint, "`loopline drift`, which is no command"),
+        (in_script, "`loopline drift`, which is no command"),
         (bad_option, "--modle"),
     ]:
         found = list(container_invocations("CronJob/broken", container))

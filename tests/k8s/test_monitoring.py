@@ -27,14 +27,26 @@ from tests.redis_server import free_port
 pytestmark = pytest.mark.k8s
 
 DASHBOARD = kube.CHART / "files" / "grafana-dashboard.json"
-MONITOR_ROW = "Monitor job"
+JOBS_ROW = "Monitor and rollout jobs"
 LIVE_ROW = "Live performance"
 
 PREDICTOR_METRICS = {name: kind for name, (kind, _) in CONTRACT.items()}
 
-MONITOR_METRICS = {"loopline_drift_share": "gauge"}
-"""Exported by the model monitor of a later release (no job of the chart runs it yet), not by
+MONITOR_METRICS = {
+    "loopline_drift_detected": "gauge",
+    "loopline_drift_share": "gauge",
+    "loopline_feature_drift_score": "gauge",
+    "loopline_feature_drifted": "gauge",
+    "loopline_prediction_drift_score": "gauge",
+    "loopline_monitor_last_run_timestamp_seconds": "gauge",
+}
+"""What `loopline monitor` pushes to the Pushgateway after each run (issue 11's contract), not
 the predictor."""
+
+ROLLOUT_METRICS = {"loopline_rollout_last_decision_timestamp_seconds": "gauge"}
+"""What `loopline rollout` pushes (labels model and outcome: promoted, rolled-back, waiting)."""
+
+JOB_METRICS = MONITOR_METRICS | ROLLOUT_METRICS
 
 
 def _live_metrics() -> dict[str, str]:
@@ -73,17 +85,18 @@ def _metric_names(expr: str) -> set[str]:
 
 def _dashboard_rows() -> dict[str, list[str]]:
     """The dashboard's queries in panel order, by who exports their metrics: ``predictor``,
-    ``monitor`` (its row) or ``live`` (the outcome join's row, from ``loopline ingest``)."""
+    ``jobs`` (the monitor's and rollout's row, from the Pushgateway) or ``live`` (the outcome
+    join's row, from ``loopline ingest``)."""
     dashboard = json.loads(DASHBOARD.read_text())
-    exprs: dict[str, list[str]] = {"predictor": [], "monitor": [], "live": []}
+    exprs: dict[str, list[str]] = {"predictor": [], "jobs": [], "live": []}
     row = ""
     for panel in dashboard["panels"]:
         if panel["type"] == "row":
             row = panel["title"]
             continue
         who = (
-            "monitor"
-            if row.startswith(MONITOR_ROW)
+            "jobs"
+            if row.startswith(JOBS_ROW)
             else "live"
             if row.startswith(LIVE_ROW)
             else "predictor"
@@ -93,9 +106,9 @@ def _dashboard_rows() -> dict[str, list[str]]:
 
 
 def _dashboard_queries() -> tuple[list[str], list[str]]:
-    """(predictor queries, monitor-row queries) of the dashboard, in panel order."""
+    """(predictor queries, job-row queries) of the dashboard, in panel order."""
     rows = _dashboard_rows()
-    return rows["predictor"], rows["monitor"]
+    return rows["predictor"], rows["jobs"]
 
 
 def _rules(renders: dict[str, list[kube.Doc]], variant: str) -> dict[str, Any]:
@@ -114,7 +127,7 @@ def test_promtool_checks_the_rules(
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump(_rules(renders, variant)))
     out = kube.run([kube.PROMTOOL, "check", "rules", rules])
-    assert "SUCCESS: 7 rules found" in out
+    assert "SUCCESS: 9 rules found" in out
 
 
 def test_alerts_fire_when_they_should(renders: dict[str, list[kube.Doc]], tmp_path: Path) -> None:
@@ -132,13 +145,14 @@ def test_alerts_fire_when_they_should(renders: dict[str, list[kube.Doc]], tmp_pa
 def test_dashboard_queries_name_contract_metrics() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     assert dashboard["uid"] == "loopline-overview"
-    predictor_exprs, monitor_exprs = _dashboard_queries()
+    predictor_exprs, job_exprs = _dashboard_queries()
     assert len(predictor_exprs) >= 12
     used = set().union(*map(_metric_names, predictor_exprs))
     assert used <= _exposed(PREDICTOR_METRICS), used - _exposed(PREDICTOR_METRICS)
     # Every metric of the contract is on the dashboard.
     assert {m for m in PREDICTOR_METRICS if not _exposed({m: PREDICTOR_METRICS[m]}) & used} == set()
-    assert set().union(*map(_metric_names, monitor_exprs)) == set(MONITOR_METRICS)
+    # Every gauge the monitor and rollout push has a panel in their row, and only those.
+    assert set().union(*map(_metric_names, job_exprs)) == set(JOB_METRICS)
 
 
 def test_live_performance_row_and_alerts_name_what_the_outcome_join_exports(
@@ -169,8 +183,14 @@ def test_alerts_name_contract_metrics(renders: dict[str, list[kube.Doc]]) -> Non
     rules = _rules(renders, "all-flags")
     predictor_used = set().union(*map(_metric_names, _alert_exprs(rules, "loopline.predictor")))
     assert predictor_used <= _exposed(PREDICTOR_METRICS)
-    monitor_used = set().union(*map(_metric_names, _alert_exprs(rules, "loopline.monitor")))
-    assert monitor_used == set(MONITOR_METRICS)
+    loop = _alert_exprs(rules, "loopline.loop")
+    assert set().union(*map(_metric_names, loop)) == {
+        "loopline_drift_detected",
+        "loopline_rollout_last_decision_timestamp_seconds",
+    }
+    assert set().union(*map(_metric_names, loop)) <= set(JOB_METRICS)
+    # The failed retrain comes from kube-state-metrics: a Job of the retrain CronJob.
+    assert any("kube_job_failed{" in expr for expr in loop)
 
 
 @pytest.fixture(scope="module")

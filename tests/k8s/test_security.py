@@ -1,4 +1,4 @@
-"""Pod Security Standard "restricted" on every pod, no API access (no RBAC, no tokens), and
+"""Pod Security Standard "restricted" on every pod, API access for the monitor and rollout only, and
 checkov's Kubernetes checks with no failures on every render (skips in docs/kubernetes.md)."""
 
 from __future__ import annotations
@@ -77,36 +77,53 @@ def test_every_pod_runs_restricted(
     assert checked >= 25
 
 
-def test_no_pod_talks_to_the_api_server(
+def test_only_the_monitor_and_rollout_reach_the_api_server(
     renders: dict[str, list[kube.Doc]], overlays: dict[str, list[kube.Doc]]
 ) -> None:
-    """No job needs the Kubernetes API: no RBAC at all, no API token in any pod, no egress to the
-    API server, and one service account per role, none mounting a token."""
+    """No ClusterRole; one service account per role, none mounting the automatic token; a
+    projected token only in the monitor and rollout pods, whose accounts alone are bound to
+    Roles (their rules: tests/k8s/test_cluster.py) and alone get egress to the API server."""
     for render, docs in _all_renders(renders, overlays).items():
         kinds = {d["kind"] for d in docs}
-        assert not kinds & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}, render
+        assert not kinds & {"ClusterRole", "ClusterRoleBinding"}, render
         accounts = [d for d in docs if d["kind"] == "ServiceAccount"]
         assert all(d["automountServiceAccountToken"] is False for d in accounts), render
+        bound = {s["name"] for d in docs if d["kind"] == "RoleBinding" for s in d["subjects"]}
+        with_token = set()
         for doc in docs:
-            for where, pod in kube.pod_specs(doc):
+            for _, pod in kube.pod_specs(doc):
                 projected = [
                     source
                     for volume in pod.get("volumes", [])
                     for source in volume.get("projected", {}).get("sources", [])
                 ]
-                assert not [s for s in projected if "serviceAccountToken" in s], where
+                if [s for s in projected if "serviceAccountToken" in s]:
+                    with_token.add(pod["serviceAccountName"])
+        assert with_token == bound, render
+        assert bound <= {"loopline-monitor", "loopline-rollout"}, render
         policies = {d["metadata"]["name"] for d in docs if d["kind"] == "NetworkPolicy"}
-        assert not {p for p in policies if p.endswith("-api-server")}, render
+        if bound and "loopline-default-deny" in policies:
+            assert "loopline-api-server" in policies, render
     names = {d["metadata"]["name"] for d in renders["default"] if d["kind"] == "ServiceAccount"}
-    assert names == {"loopline-predictor", "loopline-jobs", "loopline-redis"}
-    jobs = [
-        pod["serviceAccountName"]
+    assert names == {
+        "loopline-predictor",
+        "loopline-jobs",
+        "loopline-monitor",
+        "loopline-rollout",
+        "loopline-redis",
+    }
+    jobs = {
+        d["metadata"]["name"].split("-")[1]: pod["serviceAccountName"]
         for d in renders["all-flags"]
         if d["kind"] == "CronJob"
         for _, pod in kube.pod_specs(d)
-    ]
-    assert jobs
-    assert set(jobs) == {"loopline-jobs"}
+    }
+    assert jobs == {
+        "materialize": "loopline-jobs",
+        "retrain": "loopline-jobs",
+        "monitor": "loopline-monitor",
+        "rollout": "loopline-rollout",
+    }
 
 
 def test_images_are_pinned_by_digest_when_digests_are_set(

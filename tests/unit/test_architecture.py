@@ -17,7 +17,7 @@ LEAVES = {"spec", "settings", "errors", "times", "files", "console"}
 LAYERS = [
     {"cli"},
     {"serving", "monitoring", "rollout", "ingest", "jobs", "replay"},
-    {"predictions", "events", "outcomes", "registry", "features", "model", "data"},
+    {"predictions", "events", "outcomes", "registry", "features", "model", "data", "cluster"},
     LEAVES,
 ]
 """Top first: a module may import its own layer's other packages or lower ones, never higher."""

@@ -293,6 +293,14 @@ data/ (Feast registry and offline sources) linked to the PVC.
 {{- printf "%s-%s" (include "loopline.fullname" .root) .role | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* Names of the models' retrain CronJobs. */}}
+{{- define "loopline.retrainCronJobs" -}}
+{{- $root := . -}}
+{{- range .Values.models }}
+- {{ include "loopline.cronJobName" (dict "root" $root "suffix" (printf "retrain-%s" .name)) }}
+{{- end }}
+{{- end -}}
+
 {{/* Names of the models' InferenceServices. */}}
 {{- define "loopline.inferenceServices" -}}
 {{- range .Values.models }}

@@ -36,12 +36,15 @@ loopline features apply
 {{/*
 Train a model, then export its champion where its InferenceService loads it (when a job can
 write there). With "first" (the first-run Job) a model that already has a champion, e.g. in a
-PVC kept from an earlier release, is not trained again; without it the script ends there and its
-last command replaces the shell. Call with (dict "root" $ "model" $model "first" bool).
+PVC kept from an earlier release, is not trained again, with `loopline train`; without it (the
+retrain CronJob) `loopline retrain` trains a challenger against the champion, and the script ends
+with the export, whose command replaces the shell. Call with (dict "root" $ "model" $model
+"first" bool).
 */}}
 {{- define "loopline.trainScript" -}}
 {{- $name := squote .model.name -}}
-{{- $train := printf "loopline train --model %s" (squote .model.spec) -}}
+{{- $verb := ternary "train" "retrain" .first -}}
+{{- $train := printf "loopline %s --model %s" $verb (squote .model.spec) -}}
 {{- $target := include "loopline.exportTarget" . -}}
 {{- $exec := ternary "" "exec " .first -}}
 {{- if .first -}}
@@ -55,9 +58,36 @@ loopline models show {{ $name }} --version champion >/dev/null 2>&1 || {{ $train
 {{- end -}}
 
 {{/*
-A Job's spec: one pod as the "jobs" service account (no API token), the feature repo assembled
-by the init container, the data PVC writable. Call with (dict "root" $ "component" name
-"model" name-or-empty "activeDeadlineSeconds" n "resources" map "script" text).
+API credentials for the monitor and rollout pods: a projected, short-lived token mounted where
+in-cluster clients look (loopline.cluster reads only this), instead of the automatically mounted
+one (automount stays off everywhere).
+*/}}
+{{- define "loopline.apiTokenVolume" -}}
+- name: api-token
+  projected:
+    defaultMode: 0444
+    sources:
+      - serviceAccountToken:
+          path: token
+          expirationSeconds: {{ .Values.serviceAccounts.tokenExpirationSeconds }}
+      - configMap:
+          name: kube-root-ca.crt
+          items:
+            - key: ca.crt
+              path: ca.crt
+      - downwardAPI:
+          items:
+            - path: namespace
+              fieldRef:
+                fieldPath: metadata.namespace
+{{- end -}}
+
+{{/*
+A Job's spec: one pod as the "jobs" service account (no API token) or, with "account", that
+role's (with "api", its projected token too), the feature repo assembled by the init container,
+the data PVC writable. Call with (dict "root" $ "component" name "model" name-or-empty
+"activeDeadlineSeconds" n "resources" map "script" text), optionally "account" role, "api"
+bool and "env" (a list of EnvVars).
 */}}
 {{- define "loopline.jobSpec" -}}
 {{- $root := .root -}}
@@ -74,7 +104,7 @@ template:
       {{- end }}
   spec:
     restartPolicy: Never
-    serviceAccountName: {{ include "loopline.serviceAccountName" (dict "root" $root "role" "jobs") }}
+    serviceAccountName: {{ include "loopline.serviceAccountName" (dict "root" $root "role" (default "jobs" .account)) }}
     automountServiceAccountToken: false
     securityContext:
       {{- include "loopline.podSecurityContext" $root | nindent 6 }}
@@ -97,12 +127,27 @@ template:
             value: {{ $v.jobs.torchThreads | quote }}
           {{- include "loopline.commonEnv" $root | nindent 10 }}
           {{- with (include "loopline.s3Env" $root | trim) }}{{ . | nindent 10 }}{{- end }}
+          {{- if $v.pushgateway.enabled }}
+          - name: LOOPLINE_PUSHGATEWAY_URL
+            value: {{ printf "http://%s-pushgateway.%s.svc:%d" (include "loopline.fullname" $root) $root.Release.Namespace (int $v.pushgateway.port) }}
+          {{- end }}
+          {{- with .env }}
+          {{- toYaml . | nindent 10 }}
+          {{- end }}
         resources:
           {{- toYaml .resources | nindent 10 }}
         securityContext:
           {{- include "loopline.containerSecurityContext" $root | nindent 10 }}
         volumeMounts:
           {{- include "loopline.volumeMounts" (dict "root" $root "writable" true) | nindent 10 }}
+          {{- if .api }}
+          - name: api-token
+            mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+            readOnly: true
+          {{- end }}
     volumes:
       {{- include "loopline.volumes" $root | nindent 6 }}
+      {{- if .api }}
+      {{- include "loopline.apiTokenVolume" $root | nindent 6 }}
+      {{- end }}
 {{- end -}}
