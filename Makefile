@@ -63,12 +63,8 @@ features: install ## feast apply + materialize history into the online store
 train: install ## Train MODEL (default flight-delay) and register it
 	$(BIN)/loopline train --model $(MODEL)
 
-demo: install ## The main job on embedded defaults: prepare → apply → materialize → train
-	$(BIN)/loopline data prepare
-	$(BIN)/loopline features apply
-	$(BIN)/loopline features materialize
-	$(BIN)/loopline train --model $(MODEL)
-	$(BIN)/loopline models show $(MODEL) --version champion --json | head -n 40
+demo: install ## The main job on embedded defaults: prepare → apply → materialize → train → replay Sep-Dec → skew (scripts/demo.sh)
+	BIN=$(BIN) MODEL=$(MODEL) scripts/demo.sh
 
 serve: install ## Serve the champion (after make demo): HTTP on 3000, gRPC on 8081
 	$(BIN)/loopline serve

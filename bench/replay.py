@@ -62,9 +62,12 @@ def main() -> None:
     payload = {"started": started, "wall_s": wall, "target_s": TARGET_S, "replay": summary}
     text = (
         f"# Replay {arguments.start} → {arguments.end}, --max, one server\n\n"
-        f"| wall (s) | events | events/s | predictions | outcomes joined | target |\n"
-        f"|---:|---:|---:|---:|---:|---:|\n"
-        f"| {wall:.1f} | {summary['events']:,} | {summary['events_per_s']:,.0f} | "
+        f"| wall (s) | slices | ms a slice | events | events/s | predictions | outcomes joined "
+        f"| target |\n"
+        f"|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        f"| {wall:.1f} | {summary['slices']:,} | "
+        f"{1000 * summary['seconds'] / max(1, summary['slices']):.1f} | "
+        f"{summary['events']:,} | {summary['events_per_s']:,.0f} | "
         f"{summary['predictions']:,} | {summary['outcomes_joined']:,} | "
         f"{'met' if wall <= TARGET_S else 'missed'} (≤ {TARGET_S:.0f} s) |\n"
     )

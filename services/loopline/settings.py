@@ -218,6 +218,12 @@ class Settings(BaseSettings):
     events_max_per_request: int = Field(default=1000, ge=1)
     """Events one ``POST /events`` may carry; more is refused with 400."""
 
+    events_answer_applied: bool = False
+    """``POST /events`` answers only once the ingest running in this process (embedded) has
+    applied the events; ignored where ingest runs elsewhere. ``loopline replay`` needs it when
+    the stream is in the server's memory, to serve a slice's requests after its events
+    (``make demo`` sets it for its server)."""
+
     ingest_shards: int = Field(default=1, ge=1)
     """Shards every aggregate key is hashed into; one ``loopline ingest`` consumer each."""
 

@@ -1,4 +1,5 @@
-"""Live events: departures, weather observations and outcomes, as producers send them.
+"""Live events: departures, weather observations, outcomes and clock ticks, as producers send
+them.
 
 ``POST /events`` (serving) and producers that ``XADD`` directly write them to an event stream;
 ``loopline ingest`` reads them back, updates the streaming aggregates and hands outcomes on.
@@ -13,6 +14,7 @@ from loopline.events.record import (
     EventError,
     EventType,
     OutcomeStatus,
+    clock_event_id,
     decode,
     departure_event_id,
     encode,
@@ -28,6 +30,7 @@ __all__ = [
     "EventType",
     "OutcomeSink",
     "OutcomeStatus",
+    "clock_event_id",
     "decode",
     "departure_event_id",
     "encode",

@@ -1,4 +1,5 @@
-"""The live event: a departure, a weather observation or an outcome, as producers send it.
+"""The live event: a departure, a weather observation, an outcome or a clock tick, as producers
+send it.
 
 An event crosses process boundaries (an HTTP body to ``POST /events``, a Redis Stream entry a
 producer ``XADD``s, the ingest consumer, the outcome join), so it is defined once here, with one
@@ -35,6 +36,10 @@ class EventType(StrEnum):
     DEPARTURE = "departure"
     WEATHER = "weather"
     OUTCOME = "outcome"
+    CLOCK = "clock"
+    """No keys, no payload: "every event stamped before this has been sent". It advances
+    ingest's event-time clock (so its watermark) on every shard, so aggregate windows close on
+    time when no departure comes to close them (docs/events.md, "Clock ticks")."""
 
 
 class OutcomeStatus(StrEnum):
@@ -64,6 +69,7 @@ KEYS: dict[EventType, tuple[str, ...]] = {
     EventType.DEPARTURE: ("flight_id", "origin", "carrier"),
     EventType.WEATHER: ("origin",),
     EventType.OUTCOME: ("flight_id",),
+    EventType.CLOCK: (),
 }
 WEATHER_FIELDS = (
     "temp",
@@ -79,6 +85,7 @@ PAYLOAD: dict[EventType, tuple[str, ...]] = {
     EventType.DEPARTURE: ("dep_delay",),
     EventType.WEATHER: WEATHER_FIELDS,
     EventType.OUTCOME: ("status", "arr_delay", "delayed"),
+    EventType.CLOCK: (),
 }
 _REQUIRED_PAYLOAD = {"dep_delay", "status"}
 """Payload fields that may be neither null nor left out; every other one is nullable."""
@@ -101,6 +108,11 @@ def departure_event_id(flight_id: str) -> str:
 
 def outcome_event_id(flight_id: str) -> str:
     return f"out-{flight_id}"
+
+
+def clock_event_id(at: datetime) -> str:
+    """``clock-<UTC time>``, e.g. ``clock-2013-09-01T05:10:00Z``."""
+    return f"clock-{_utc(at):%Y-%m-%dT%H:%M:%SZ}"
 
 
 def weather_event_id(origin: str, hour: datetime) -> str:

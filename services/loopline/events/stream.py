@@ -19,6 +19,7 @@ Ingest then works in two stages, as a Kafka Streams topology with a repartition 
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -130,6 +131,14 @@ class EventStream(Protocol):
     def close(self) -> None: ...
 
 
+async def drained(stream: EventStream, poll_s: float = 0.001) -> None:
+    """Return once the repartition stage and every shard have no backlog: every event published
+    before the call is applied (a shard acknowledges an entry in the commit that applies it)."""
+    for shard in [None, *range(stream.shards)]:
+        while stream.backlog(shard).entries:
+            await asyncio.sleep(poll_s)
+
+
 def shard_of(key: str, shards: int) -> int:
     """The shard owning an aggregate key, ``<entity>:<value>`` (stable across processes)."""
     return zlib.crc32(key.encode()) % shards
@@ -146,7 +155,10 @@ def owner_keys(event: Event) -> tuple[str, ...]:
 
 
 def shards_for(event: Event, shards: int) -> list[int]:
-    """The distinct shards an event is copied to, its owner first."""
+    """The distinct shards an event is copied to, its owner first (a clock tick: every shard,
+    since each keeps its own watermark; shard 0 owns it)."""
+    if event.event_type is EventType.CLOCK:
+        return list(range(shards))
     found: list[int] = []
     for key in owner_keys(event):
         shard = shard_of(key, shards)

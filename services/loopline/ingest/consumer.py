@@ -151,6 +151,10 @@ class ShardConsumer:
                 applied = state.add_weather(event)
                 if applied:
                     weather[event.keys["origin"]] = (event, entry.added_at)
+            elif event.event_type is EventType.CLOCK:
+                state.tick(event)  # kept nowhere: it only moves the watermark
+                results[kind, "applied"] += 1
+                continue
             else:
                 outcomes.append(event)
             if shards_for(event, self._stream.shards)[0] == self.shard:

@@ -1,7 +1,8 @@
 """One shard's streaming state: the aggregators, the events waiting for their bucket to close,
 the watermark, and the latest weather per origin; checkpointed after every batch.
 
-Lateness. The watermark is the latest event time the shard has seen minus
+Lateness. The watermark is the latest event time the shard has seen (departures, weather and
+clock ticks, which producers send so that windows close in quiet times) minus
 ``allowed_lateness``. A departure waits in ``pending`` until the watermark passes the end of its
 bucket; then the bucket's events are added to the aggregator (``StreamingWindowAggregator``, the
 one definition shared with the batch backfill) and the row at that bucket end is emitted. So
@@ -85,6 +86,11 @@ class ShardState:
             return False
         self.weather[origin] = stamp
         return True
+
+    def tick(self, event: Event) -> None:
+        """A clock tick: the event time has reached the tick's, as if an event stamped then had
+        been seen; the next ``close_buckets`` closes what the watermark has passed."""
+        self._see(pd.Timestamp(event.event_timestamp).value)
 
     def _see(self, stamp: int) -> None:
         self.latest_seen = stamp if self.latest_seen is None else max(self.latest_seen, stamp)

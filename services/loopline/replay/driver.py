@@ -22,7 +22,7 @@ import orjson
 
 from loopline.errors import LooplineError
 from loopline.events import Event, encode
-from loopline.events.stream import EventStream
+from loopline.events.stream import EventStream, drained
 from loopline.replay.timeline import Slice, Timeline
 
 
@@ -39,8 +39,9 @@ class EventSender(Protocol):
 
 
 class HttpEvents:
-    """``POST /events`` on the server, ``batch`` events a call. Ingest runs beside the server
-    where no one can watch it, so ``settle`` has nothing to wait for."""
+    """``POST /events`` on the server, ``batch`` events a call. Ingest runs in the server, which
+    answers once it has applied them (``LOOPLINE_EVENTS_ANSWER_APPLIED``), so ``settle`` has
+    nothing left to wait for."""
 
     def __init__(self, client: httpx.AsyncClient, batch: int) -> None:
         self._client, self._batch = client, batch
@@ -70,9 +71,7 @@ class StreamEvents:
             self._stream.publish(events[start : start + self._batch])
 
     async def settle(self) -> None:
-        for shard in [None, *range(self._stream.shards)]:
-            while self._stream.backlog(shard).entries:
-                await asyncio.sleep(self._poll_s)
+        await drained(self._stream, self._poll_s)
 
 
 @dataclass

@@ -6,7 +6,10 @@ events, then (once ingest has applied them) its prediction requests, which carry
 ``event_timestamp`` (the scheduled departure) and ``flight_id``. Ingest holds a departure back
 until its watermark (the latest event time minus the allowed lateness) passes the departure's
 bucket, so departures are sent ``lead`` (that lateness) ahead of their time: the buckets a
-request may see are then closed when it is served, and no later one is. Weather is written as it
+request may see are then closed when it is served, and no later one is. A slice with requests
+ends with a clock tick at its start plus ``lead``: where no departure falls in the minutes after
+the lateness (quiet hours), the tick still closes the bucket its requests read, as the offline
+point-in-time rows (one per key and bucket end, quiet or not) have it. Weather is written as it
 arrives, so it is sent in its own slice, never ahead; outcomes too, at the time they became
 known. A first slice holds the departures of the ``WARM_UP`` before the start alone (ingest's
 aggregates begin empty; its rows for those buckets are older than the online store's, which
@@ -27,6 +30,7 @@ from loopline.data.prepare import read_table
 from loopline.events import (
     Event,
     EventType,
+    clock_event_id,
     departure_event_id,
     outcome_event_id,
     weather_event_id,
@@ -150,5 +154,12 @@ def build_timeline(
         part.requests.append(row)
     slices = [timeline[i] for i in sorted(timeline)]
     for part in slices:
+        if part.requests:
+            part.events.append(clock(part.start + lead))
         part.events.sort(key=lambda e: e.event_timestamp)
     return Timeline(start, end, slices)
+
+
+def clock(at: datetime) -> Event:
+    """The tick that closes the bucket ending at ``at - lead`` even when no departure does."""
+    return Event(clock_event_id(at), EventType.CLOCK, at, {}, {})

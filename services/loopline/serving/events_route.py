@@ -8,7 +8,8 @@ reached (the producer retries; ids make a retry idempotent).
 
 With no Redis the stream is in this process's memory and, with one worker, this process also
 ingests it (``ingest_in_serve``); with Redis, ``loopline ingest`` does, unless
-``LOOPLINE_INGEST_EMBEDDED=true``.
+``LOOPLINE_INGEST_EMBEDDED=true``. With ``LOOPLINE_EVENTS_ANSWER_APPLIED`` and ingest in this
+process, the answer waits until the events are applied (``loopline replay`` relies on it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from loopline.errors import BadRequest, Unavailable
 from loopline.events import Event, EventError, parse
-from loopline.events.stream import EventStream, StreamUnavailable
+from loopline.events.stream import EventStream, StreamUnavailable, drained
 from loopline.ingest.runner import Ingest, build, event_stream
 from loopline.settings import Settings
 
@@ -77,6 +78,8 @@ class EventsRoute:
         except StreamUnavailable as error:
             message = f"the event stream is unavailable, nothing was accepted: {error}"
             raise Unavailable(message) from None
+        if self._settings.events_answer_applied and self._ingest is not None:
+            await drained(self._stream)
         return {"accepted": len(events)}
 
     def stop(self) -> None:

@@ -13,6 +13,7 @@ from loopline.events import (
     Event,
     EventError,
     EventType,
+    clock_event_id,
     decode,
     departure_event_id,
     encode,
@@ -58,6 +59,26 @@ def outcome(status: str = "delayed", arr_delay: float | None = 31.0) -> dict[str
     }
 
 
+def clock() -> dict[str, Any]:
+    at = datetime(2013, 9, 1, 5, 10, tzinfo=UTC)
+    return {
+        "event_id": clock_event_id(at),
+        "event_type": "clock",
+        "event_timestamp": at.isoformat(),
+        "keys": {},
+        "payload": {},
+    }
+
+
+def test_a_clock_tick_has_neither_keys_nor_payload() -> None:
+    assert clock()["event_id"] == "clock-2013-09-01T05:10:00Z"
+    assert parse(clock()).event_type is EventType.CLOCK
+    with pytest.raises(EventError, match=r"^keys\.origin: unknown field"):
+        parse(clock() | {"keys": {"origin": "JFK"}})
+    with pytest.raises(EventError, match=r"^payload\.dep_delay: unknown field"):
+        parse(clock() | {"payload": {"dep_delay": 1.0}})
+
+
 def test_the_reference_event_ids() -> None:
     assert departure_event_id(FLIGHT) == f"dep-{FLIGHT}"
     assert outcome_event_id(FLIGHT) == f"out-{FLIGHT}"
@@ -66,7 +87,7 @@ def test_the_reference_event_ids() -> None:
     assert weather_event_id("JFK", hour) == "wx-JFK-2013-09-01T05:00:00Z"
 
 
-@pytest.mark.parametrize("make", [departure, weather, outcome])
+@pytest.mark.parametrize("make", [departure, weather, outcome, clock])
 def test_an_event_round_trips(make: Any) -> None:
     event = parse(make())
     assert decode(encode(event)) == event

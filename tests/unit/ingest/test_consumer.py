@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from loopline.data.aggregates import window_aggregates
-from loopline.events import Event, EventType, encode
+from loopline.events import Event, EventType, clock_event_id, encode
 from loopline.events.memory_stream import MemoryEventStream
 from loopline.ingest.offline import read_live
 from loopline.ingest.runner import Ingest
@@ -182,6 +182,32 @@ def test_a_departure_later_than_the_lateness_is_counted_and_not_aggregated(tmp_p
     assert late.event_id.removeprefix("dep-") in set(offline["flight_id"])  # kept for training
 
 
+@pytest.mark.parametrize("shards", [1, 2])
+def test_a_clock_tick_closes_quiet_buckets_on_every_shard(tmp_path: Path, shards: int) -> None:
+    """After the last departure nothing comes to close the later buckets; a tick 2 hours on
+    does, on every shard: each key's newest row is then the bucket end the tick's watermark
+    reached, equal to the batch definition's (the 1 h windows empty). It is stored nowhere."""
+    events = [e for e in stream(hours=1) if e.event_type is EventType.DEPARTURE]
+    at = max(e.event_timestamp for e in events) + timedelta(hours=2)
+    tick = Event(clock_event_id(at), EventType.CLOCK, at, {}, {})
+    ingest, writer = run([*events, tick], tmp_path, shards=shards)
+    closed = pd.Timestamp(at - timedelta(seconds=600)).floor("10min")
+    newest: dict[tuple[str, str], pd.Timestamp] = {}
+    for view, key, end in writer.rows:
+        newest[view, key] = max(end, newest.get((view, key), end))
+    assert len(newest) == 3 + len({e.keys["carrier"] for e in events})
+    assert set(newest.values()) == {closed}
+    assert all(
+        row[f"{SPECS[view].prefix}_count_1h"] == 0
+        for (view, _, end), row in writer.rows.items()
+        if end == closed
+    )
+    assert assert_matches_batch(writer, events) == len(writer.rows)
+    tick_ns = pd.Timestamp(at).value
+    assert [c._state and c._state.latest_seen for c in ingest.consumers] == [tick_ns] * shards
+    assert len(read_live(settings(tmp_path).data_dir, EventType.DEPARTURE)) == len(events)
+
+
 def test_a_restart_from_the_last_commit_loses_and_repeats_nothing(tmp_path: Path) -> None:
     events = stream()
     _, clean = run(events, tmp_path / "clean")
@@ -210,7 +236,7 @@ def test_two_shards_split_the_keys_and_write_each_row_once(tmp_path: Path) -> No
     _, two = run(events, tmp_path / "two", shards=2)
     assert_same_latest(two, one)
     assert assert_matches_batch(two, events) > 50
-    for kind in EventType:
+    for kind in (EventType.DEPARTURE, EventType.WEATHER, EventType.OUTCOME):
         assert len(read_live(settings(tmp_path / "two").data_dir, kind)) == sum(
             e.event_type is kind for e in events
         )

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# `make demo`: the main job on embedded defaults, one step after another (docs/outcomes.md).
+#
+#   prepare → apply → materialize → train → replay the live period → skew check
+#
+# Each step is a function named step_<name>, run in the order of STEPS and announced as it
+# starts; extend the demo by adding a function and its name to STEPS. The replay step starts
+# `loopline serve` in the background (ingest runs in it: no Redis), replays with --max and stops
+# the server with SIGTERM; a server this script started is stopped on any exit.
+#
+# Environment: DEMO_STEPS (a subset, e.g. "replay skew" on a prepared state), BIN (.venv/bin), MODEL (flight-delay), REPLAY_FROM / REPLAY_TO (2013-09-01 /
+# 2013-12-31: the whole live period), DEMO_HTTP_PORT / DEMO_GRPC_PORT (3000 / 8081), and any
+# LOOPLINE_* setting.
+set -euo pipefail
+
+BIN=${BIN:-.venv/bin}
+MODEL=${MODEL:-flight-delay}
+REPLAY_FROM=${REPLAY_FROM:-2013-09-01}
+REPLAY_TO=${REPLAY_TO:-2013-12-31}
+HTTP_PORT=${DEMO_HTTP_PORT:-3000}
+GRPC_PORT=${DEMO_GRPC_PORT:-8081}
+read -ra STEPS <<<"${DEMO_STEPS:-prepare apply materialize train replay skew}"
+SERVER_PID=
+
+loopline() { "$BIN/loopline" "$@"; }
+
+step_prepare() { loopline data prepare; }
+step_apply() { loopline features apply; }
+step_materialize() { loopline features materialize; }
+
+step_train() {
+    loopline train --model "$MODEL"
+    loopline models show "$MODEL" --version champion --json | head -n 40
+}
+
+start_server() {
+    # The server answers POST /events once its ingest has applied them, so the replay serves a
+    # slice's requests after the slice's events (LOOPLINE_EVENTS_ANSWER_APPLIED).
+    LOOPLINE_EVENTS_ANSWER_APPLIED=true LOOPLINE_MODEL_NAME="$MODEL" \
+        "$BIN/loopline" serve --port "$HTTP_PORT" --grpc-port "$GRPC_PORT" &
+    SERVER_PID=$!
+    "$BIN/python" - "$HTTP_PORT" "$SERVER_PID" <<'EOF'
+import os, sys, time
+import httpx
+port, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 180
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        sys.exit("loopline serve exited before it was ready")
+    try:
+        if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status_code == 200:
+            sys.exit(0)
+    except httpx.TransportError:
+        pass
+    time.sleep(0.2)
+sys.exit(f"loopline serve not ready on port {port} in 180 s")
+EOF
+    echo "loopline serve ready on port $HTTP_PORT (pid $SERVER_PID)"
+}
+
+stop_server() {
+    [[ -n $SERVER_PID ]] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    local status=0
+    wait "$SERVER_PID" || status=$?
+    echo "loopline serve stopped (exit status $status)"
+    SERVER_PID=
+    return "$status"
+}
+trap stop_server EXIT
+
+step_replay() {
+    start_server
+    LOOPLINE_REPLAY_URL="http://127.0.0.1:$HTTP_PORT" \
+        loopline replay --from "$REPLAY_FROM" --to "$REPLAY_TO" --max --model "$MODEL"
+    stop_server
+}
+
+step_skew() { loopline skew --sample 1000 --model "$MODEL"; }
+
+for name in "${STEPS[@]}"; do
+    started=$SECONDS
+    printf '\n==> demo step: %s\n' "$name"
+    "step_$name"
+    printf '==> %s done in %d s\n' "$name" $((SECONDS - started))
+done
