@@ -107,7 +107,8 @@ def run_report(
 def _present(reference: pd.DataFrame, current: pd.DataFrame, name: str) -> bool:
     """Evidently refuses a column with no value on either side."""
     return all(
-        name in frame.columns and frame[name].replace([float("inf"), -float("inf")], None).notna().any()
+        name in frame.columns
+        and frame[name].replace([float("inf"), -float("inf")], None).notna().any()
         for frame in (reference, current)
     )
 

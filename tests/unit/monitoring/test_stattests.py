@@ -67,11 +67,13 @@ def test_scores_equal_evidentlys_on_the_same_rows(
     for mine, evidently in zip(ours.features, theirs.features, strict=True):
         assert mine.score == pytest.approx(evidently.score, rel=TOLERANCE, abs=1e-12), mine.name
         assert mine.drifted == evidently.drifted
-    assert ours.prediction is not None and theirs.prediction is not None
+    assert ours.prediction is not None
+    assert theirs.prediction is not None
     assert ours.prediction.score == pytest.approx(theirs.prediction.score, rel=TOLERANCE)
     assert ours.share == theirs.share
     assert {"shifted", "counts", "carrier", "hour"} <= set(ours.drifted_features)
-    assert "constant" not in ours.drifted_features and ours.detected
+    assert "constant" not in ours.drifted_features
+    assert ours.detected
 
 
 def test_a_sample_equal_to_its_reference_has_no_drift() -> None:
@@ -84,4 +86,5 @@ def test_a_sample_equal_to_its_reference_has_no_drift() -> None:
 def test_categories_compare_as_text() -> None:
     served = summarise(pd.Series([5, 6, 6, None], dtype=object), "categorical")
     trained = summarise(pd.Series(["5", "6", "6"]), "categorical")
-    assert drift_score(trained, served) == 0.0 and served.rows == 3
+    assert drift_score(trained, served) == 0.0
+    assert served.rows == 3
