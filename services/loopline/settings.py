@@ -207,7 +207,7 @@ class Settings(BaseSettings):
     """Days of logged predictions (the server's clock, up to now) one run compares with the
     champion's training reference; ``--window-days`` overrides it."""
 
-    monitor_report_rows: int = Field(default=100_000, ge=1000)
+    monitor_report_rows: int = Field(default=50_000, ge=1000)
     """Rows of the window Evidently's HTML report is built on: a window above this is shown
     as a seeded sample (the decision always reads every row)."""
 
