@@ -68,11 +68,13 @@ def window_frame(
     for record in records:
         if record.model != model or record.model_version != version:
             continue
-        values = record.request | record.features
+        get = (record.request | record.features).get
         ids.append(record.request_id)
         times.append(record.event_timestamp)
-        rows.append([record.probability, *(values.get(name) for name in numeric)])
-        labels.append([values.get(name) for name in categorical])
+        row = [get(name) for name in numeric]
+        row.append(record.probability)
+        rows.append(row)
+        labels.append([get(name) for name in categorical])
         if len(rows) == CHUNK:
             flush()
     flush()
@@ -82,8 +84,8 @@ def window_frame(
         {
             REQUEST_ID: np.array(ids, dtype=object),
             EVENT_TIME: pd.to_datetime(times, utc=True),
-            PREDICTION: number_block[:, 0],
-            **{name: number_block[:, i + 1] for i, name in enumerate(numeric)},
+            PREDICTION: number_block[:, -1],
+            **{name: number_block[:, i] for i, name in enumerate(numeric)},
             **{name: text_block[:, i] for i, name in enumerate(categorical)},
         }
     )
