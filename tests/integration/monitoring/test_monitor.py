@@ -48,6 +48,15 @@ def test_the_summary_follows_the_contract_and_the_decision_is_logged(
     assert summary["push"] == "pushed"
 
 
+def test_the_run_is_in_the_evidently_workspace(monitored: Monitored, trained: TrainedSetup) -> None:
+    """What ``evidently ui --workspace <reports>/workspace`` lists."""
+    from evidently.ui.workspace import Workspace
+
+    workspace = Workspace(str(monitored.reports / "workspace"))
+    (project,) = workspace.search_project(trained.spec.name)
+    assert len(workspace.list_runs(project.id)) == 1
+
+
 def test_drift_equals_evidentlys_on_the_whole_window(
     monitored: Monitored, live: LiveSetup, trained: TrainedSetup
 ) -> None:
