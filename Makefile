@@ -13,7 +13,7 @@ TOOLS_STAMP := $(TOOLS)/.installed
 K8S_OUT := build/k8s
 IMAGE ?= ghcr.io/loopline/loopline:dev
 
-.PHONY: help install check format test test-unit test-integration test-reliability test-model demo data features train serve bench bench-overload bench-ingest bench-replay soak clean \
+.PHONY: help install check format test test-unit test-integration test-reliability test-model demo data features train serve bench bench-overload bench-ingest bench-replay bench-monitor soak clean \
 	tools kube-base kube-render kube-check image
 
 help: ## List the targets
@@ -81,6 +81,9 @@ bench-ingest: install ## Ingest benchmark: events/s through one and two shards, 
 
 bench-replay: install ## Replay Sep-Dec 2013 (--max) through one server and ingest: target <= 3 min (after make demo); writes bench/results/
 	$(BIN)/python bench/replay.py
+
+bench-monitor: install ## Drift monitor on 1M GENERATED logged rows x 30 features: target <= 60 s, <= 4 GiB, scores = Evidently's; writes bench/results/
+	nice -n 10 $(BIN)/python bench/monitor.py
 
 soak: install ## 10 minutes at 50 % of capacity: RSS growth < 10 %, p99 drift < 20 % (after make demo; not in CI)
 	$(BIN)/python bench/soak.py

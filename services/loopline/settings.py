@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from loopline.errors import SettingsError
@@ -200,6 +200,26 @@ class Settings(BaseSettings):
     skew_tolerance: float = Field(default=1e-6, ge=0)
     """Largest difference between a served and an offline feature value that is no skew."""
 
+    # The drift monitor (`loopline monitor`, docs/monitoring.md) and the Pushgateway its
+    # gauges (and the rollout's) reach Prometheus through from a CronJob.
+
+    monitor_window_days: float = Field(default=7.0, gt=0)
+    """Days of logged predictions (the server's clock, up to now) one run compares with the
+    champion's training reference; ``--window-days`` overrides it."""
+
+    monitor_report_rows: int = Field(default=50_000, ge=1000)
+    """Rows of the window Evidently's HTML report is built on: a window above this is shown
+    as a seeded sample (the decision always reads every row)."""
+
+    monitor_reports_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("loopline_reports_dir", "monitor_reports_dir")
+    )
+    """Where reports are written (env ``LOOPLINE_REPORTS_DIR``); default ``<home>/reports``."""
+
+    pushgateway_url: str | None = None
+    """``http://host:port`` of the Prometheus Pushgateway batch jobs push their gauges to;
+    unset: no push."""
+
     # Live events and ingest (docs/events.md): ``POST /events`` and direct ``XADD``s land on
     # an event stream that ``loopline ingest`` consumes, one consumer per shard.
 
@@ -294,6 +314,11 @@ class Settings(BaseSettings):
             url = getattr(self, name)
             if url is not None and urlparse(url).scheme not in ("redis", "rediss"):
                 raise ValueError(f"{_env(name)} must start with redis:// or rediss://, not {url!r}")
+        if self.pushgateway_url and urlparse(self.pushgateway_url).scheme not in ("http", "https"):
+            raise ValueError(
+                f"{_env('pushgateway_url')} must start with http:// or https://, "
+                f"not {self.pushgateway_url!r}"
+            )
         if self.prediction_log_sink == "redis" and self.prediction_log_url is None:
             raise ValueError(
                 f"{_env('prediction_log_sink')}=redis needs {_env('prediction_log_redis_url')} "
@@ -338,6 +363,11 @@ class Settings(BaseSettings):
     def data_dir(self) -> Path:
         """Prepared parquet sources live inside the feature repo, where Feast resolves them."""
         return self.feature_repo / "data"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Monitor reports and the Evidently workspace (``LOOPLINE_REPORTS_DIR``)."""
+        return self.monitor_reports_dir or self.home / "reports"
 
     @property
     def registry_dir(self) -> Path:
