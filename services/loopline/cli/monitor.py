@@ -9,6 +9,7 @@ import typer
 
 from loopline.cli.common import JsonOption, settings_of
 from loopline.console import out, print_json
+from loopline.settings import Settings
 
 
 def monitor(
@@ -28,9 +29,12 @@ def monitor(
     from loopline.monitoring.monitor import run_monitor
     from loopline.spec import load_spec
 
-    result = run_monitor(settings_of(ctx), load_spec(model), window_days)
+    settings = settings_of(ctx)
+    result = run_monitor(settings, load_spec(model), window_days)
+    job = _start_retrain_job(settings, result.reasons) if result.retrain else None
     if as_json:
-        print_json(result.to_decision().model_dump(mode="json") | {"summary": result.summary()})
+        decision = result.to_decision().model_dump(mode="json")
+        print_json(decision | {"summary": result.summary(), "retrain_job": job})
         return
     out.print(
         f"{result.model} {result.champion_version}: {result.rows:,} predictions "
@@ -45,5 +49,19 @@ def monitor(
         out.print(f"  - {reason}")
     if result.report is not None:
         out.print(f"report: {result.report}")
+    if job is not None:
+        out.print(f"retrain Job {job} created from {settings.kubernetes_retrain_cronjob}")
+    elif result.retrain:
+        out.print("next: loopline retrain (no LOOPLINE_KUBERNETES_RETRAIN_CRONJOB to start it)")
     if result.push == "failed":
         out.print("pushing the gauges to LOOPLINE_PUSHGATEWAY_URL failed (logged); carried on")
+
+
+def _start_retrain_job(settings: Settings, reasons: list[str]) -> str | None:
+    """On Kubernetes (``kubernetes_retrain_cronjob`` set), a Job from the suspended retrain
+    CronJob; elsewhere None, and the caller runs ``loopline retrain`` itself."""
+    if settings.kubernetes_retrain_cronjob is None:
+        return None
+    from loopline.cluster.retrain import trigger_retrain
+
+    return trigger_retrain(settings, "; ".join(reasons) or "the monitor decided to retrain")
