@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
+import numpy as np
 import orjson
 
 from loopline.errors import LooplineError
@@ -84,6 +85,8 @@ class ReplaySummary:
     slices: int = 0
     feature_status: dict[str, Counter[str]] = field(default_factory=dict)
     model_versions: Counter[str] = field(default_factory=Counter)
+    server_ms: list[float] = field(default_factory=list)
+    """Each ``/predict_batch`` call's time in the server (its ``Server-Timing`` header)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -99,7 +102,24 @@ class ReplaySummary:
             "outcomes_sent": self.outcomes_sent,
             "model_versions": dict(self.model_versions),
             "feature_status": {v: dict(c) for v, c in sorted(self.feature_status.items())},
+            "server_ms": _percentiles(self.server_ms),
         }
+
+
+def _percentiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    p50, p99 = np.percentile(values, [50, 99])
+    return {"p50": round(float(p50), 3), "p99": round(float(p99), 3)}
+
+
+def _server_ms(header: str | None) -> float | None:
+    """``total;dur=1.234`` → 1.234 (the server's ``Server-Timing``; None without one)."""
+    for metric in (header or "").split(","):
+        name, _, params = metric.strip().partition(";")
+        if name == "total" and params.startswith("dur="):
+            return float(params.removeprefix("dur="))
+    return None
 
 
 class Replayer:
@@ -156,6 +176,9 @@ class Replayer:
             if answer.status_code < 500 and answer.status_code != 429:
                 raise ReplayError(f"POST /predict_batch: {answer.status_code} {answer.text[:300]}")
             return
+        server_ms = _server_ms(answer.headers.get("server-timing"))
+        if server_ms is not None:
+            self.summary.server_ms.append(server_ms)
         for prediction in orjson.loads(answer.content):
             self.summary.predictions += 1
             self.summary.model_versions[prediction["model_version"]] += 1

@@ -63,6 +63,9 @@ def test_every_request_is_served_and_every_outcome_joined(
     statuses = replayed["feature_status"]
     assert isinstance(statuses, dict)
     assert statuses["origin_weather"]["fresh"] > 0.9 * len(frame)
+    server_ms = replayed["server_ms"]
+    assert isinstance(server_ms, dict)
+    assert 0 < server_ms["p50"] <= server_ms["p99"]
 
 
 def test_live_roc_auc_on_metrics_equals_sklearn_on_the_dataset(
