@@ -141,8 +141,9 @@ class Ingest:
 
 
 def build(settings: Settings, stream: EventStream | None = None) -> Ingest:
-    """The ingest of ``settings.ingest_shard`` (all shards when None), with Feast's writer."""
-    from loopline.ingest.online import FeastOnlineWriter
+    """The ingest of ``settings.ingest_shard`` (all shards when None), writing to the
+    configured online store."""
+    from loopline.ingest.online import online_writer
 
     if stream is None and settings.events_url is None:
         raise SettingsError(
@@ -152,7 +153,7 @@ def build(settings: Settings, stream: EventStream | None = None) -> Ingest:
     shards = (
         range(settings.ingest_shards) if settings.ingest_shard is None else [settings.ingest_shard]
     )
-    return Ingest(settings, stream or event_stream(settings), shards, FeastOnlineWriter(settings))
+    return Ingest(settings, stream or event_stream(settings), shards, online_writer(settings))
 
 
 def run(settings: Settings) -> None:
