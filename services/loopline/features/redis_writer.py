@@ -49,7 +49,7 @@ class FeastRedisWriter:
                 view,
                 {column.name: column.dtype.to_value_type() for column in view.entity_columns},
                 [(field.name, field.dtype.to_value_type()) for field in view.features],
-                view.batch_source.timestamp_field,
+                view.batch_source.timestamp_field,  # type: ignore[union-attr]  # every view has one
             )
 
     def write(self, view_name: str, rows: Sequence[Row]) -> None:
@@ -61,7 +61,7 @@ class FeastRedisWriter:
             name: _proto_values([row[name] for row in rows], value_type)
             for name, value_type in [*view.features, *view.join_keys.items()]
         }
-        data = [
+        data: list[tuple[EntityKey, dict[str, Any], datetime, datetime | None]] = [
             (
                 EntityKey(
                     join_keys=list(view.join_keys),
@@ -84,12 +84,14 @@ def _proto_values(values: list[object], value_type: ValueType) -> list[Any]:
         array = np.array(values, dtype=dtype)
     else:  # a null float is NaN in the array push converts
         array = np.array([np.nan if v is None else v for v in values], dtype=dtype)
-    return list(python_values_to_proto_values(array, value_type))
+    # Feast's stub says list; push hands it the numpy arrays of its Arrow columns, as here.
+    return list(python_values_to_proto_values(array, value_type))  # type: ignore[arg-type]
 
 
 def _datetime(value: object) -> datetime:
     if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
+        moment: datetime = value.to_pydatetime()
+        return moment
     if isinstance(value, datetime):
         return value
     raise TypeError(f"a row's timestamp must be a datetime, not {type(value).__name__}")
