@@ -1,11 +1,14 @@
-"""Ingest throughput and freshness on a real redis-server (docs/events.md).
+"""Ingest throughput and freshness on a real redis-server (docs/events.md, Measured).
 
 1. throughput: the live reference events (Sep-Dec 2013, in event-time order) are XADDed first,
    then ``loopline ingest`` consumes them: one process for one shard, then two processes for two
    shards. Events per second = events / time to drain the streams.
 2. freshness: a producer XADDs at a steady rate (2,000 events/s by default) while one shard
-   ingests; the p99 of ``loopline_ingest_freshness_seconds`` (XADD to online-store write), read
-   from ``/metrics``, upper bucket bound.
+   ingests. Two p99s, side by side: the consumer's ``loopline_ingest_freshness_seconds`` (XADD to
+   the online write carrying the event, read from ``/metrics``: the bucket's upper bound and
+   the value interpolated in it), and the bench's own, per event, from the times it can see:
+   each entry id's millisecond time (the XADD) to when the event's id appears in the shard's
+   committed set (polled every ``POLL_S``; the commit follows the online write).
 
 Needs the prepared reference data in ``feature_repo/data`` (``make data``). Usage:
 ``nice python bench/ingest.py [--events N] [--rate R] [--seconds S]``.
@@ -19,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,14 +31,24 @@ import httpx
 import pandas as pd
 import redis
 
-from bench.harness import ROOT, free_port, write_results
-from loopline.events import Event, EventType, departure_event_id, outcome_event_id, weather_event_id
+from bench.harness import ROOT, write_results
+from loopline.events import (
+    Event,
+    EventType,
+    departure_event_id,
+    encode,
+    outcome_event_id,
+    weather_event_id,
+)
 from loopline.events.record import WEATHER_FIELDS
 from loopline.events.redis_stream import RedisEventStream
 from loopline.features.store import apply
 from loopline.settings import Settings
+from tests.redis_server import free_port, running_redis
 
 PREFIX = "bench:events"
+POLL_S = 0.005
+WARM_UP = 500
 
 
 def live_events(data: Path, limit: int) -> list[Event]:
@@ -88,38 +102,11 @@ def live_events(data: Path, limit: int) -> list[Event]:
     return events[:limit]
 
 
-def redis_server(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(directory),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    return process, f"redis://127.0.0.1:{port}/0"
-
-
 def ingest(
-    settings: Settings, url: str, shards: int, shard: int, port: int
+    settings: Settings, url: str, shards: int, shard: int, port: int, **extra: str
 ) -> subprocess.Popen[bytes]:
     env = {
+        **extra,
         **os.environ,
         "PYTHONPATH": str(ROOT / "services"),
         "LOOPLINE_FEATURE_REPO": str(settings.feature_repo),
@@ -161,14 +148,42 @@ def throughput(settings: Settings, url: str, events: list[Event], shards: int) -
             process.wait(60)
 
 
-def freshness_p99(
+class CommitWatch:
+    """When each event id first appears in shard 0's committed set (``<prefix>:seen:0``,
+    scored by event time): polled in a thread, from the highest score seen on."""
+
+    def __init__(self, url: str) -> None:
+        self.seen_at: dict[str, float] = {}
+        self._client = redis.Redis.from_url(url)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        low = float("-inf")
+        while not self._stop.wait(POLL_S):
+            found = self._client.zrangebyscore(f"{PREFIX}:seen:0", low, "+inf", withscores=True)
+            now = time.time()
+            for event_id, score in found:
+                self.seen_at.setdefault(event_id.decode(), now)
+                low = max(low, score)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._client.close()
+
+
+def freshness(
     settings: Settings, url: str, events: list[Event], rate: float, seconds: float
-) -> float:
+) -> dict[str, float]:
     client = redis.Redis.from_url(url)
     client.flushdb()
     port = free_port()
-    process = ingest(settings, url, 1, 0, port)
-    stream = RedisEventStream(url, PREFIX, 1, 5.0, block_ms=0)
+    # A long dedup horizon keeps every id in the committed set until the bench has seen it.
+    horizon = {"LOOPLINE_INGEST_DEDUP_HORIZON_S": str(30 * 86400)}
+    process = ingest(settings, url, 1, 0, port, **horizon)
+    added_at: dict[str, float] = {}
     try:
         for _ in range(600):
             try:
@@ -176,32 +191,74 @@ def freshness_p99(
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
+        # Warm-up (first connections, lazy imports): its events are left out of both p99s.
+        warm = min(WARM_UP, len(events) // 10)
+        send(client, events[:warm], added_at)
+        while not drained(client, 1) or client.zcard(f"{PREFIX}:seen:0") < warm:
+            time.sleep(0.05)
+        before = scrape(port)
+        measured = events[warm : warm + int(rate * seconds)]
+        added_at.clear()
+        watch = CommitWatch(url)
         batch = max(1, int(rate / 100))
         started = time.monotonic()
-        sent = 0
-        while sent < min(len(events), int(rate * seconds)):
-            stream.publish(events[sent : sent + batch])
-            sent += batch
-            time.sleep(max(0.0, started + sent / rate - time.monotonic()))
+        for sent in range(0, len(measured), batch):
+            send(client, measured[sent : sent + batch], added_at)
+            time.sleep(max(0.0, started + (sent + batch) / rate - time.monotonic()))
         while not drained(client, 1):
             time.sleep(0.05)
         time.sleep(1.5)
-        return p99(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+        watch.close()
+        after = scrape(port)
     finally:
         process.terminate()
         process.wait(60)
+    delays = sorted(watch.seen_at[i] - added_at[i] for i in added_at if i in watch.seen_at)
+    upper, interpolated = histogram_p99({le: n - before.get(le, 0.0) for le, n in after.items()})
+    return {
+        "freshness_events_sent": len(added_at),
+        "freshness_events_committed": len(delays),
+        "freshness_histogram_p99_s_upper_bound": upper,
+        "freshness_histogram_p99_s_interpolated": round(interpolated, 4),
+        "xadd_to_commit_p99_s": round(delays[int(0.99 * (len(delays) - 1))], 4),
+        "xadd_to_commit_p50_s": round(delays[len(delays) // 2], 4),
+        "xadd_to_commit_max_s": round(delays[-1], 4),
+    }
 
 
-def p99(metrics: str) -> float:
-    """Upper bound of the bucket holding the 99th percentile, all views together."""
+def send(client: redis.Redis, events: list[Event], added_at: dict[str, float]) -> None:
+    """XADD ``events`` (one pipeline), noting each one's entry id time."""
+    with client.pipeline(transaction=False) as pipe:
+        for event in events:
+            pipe.xadd(f"{PREFIX}:in", {"event": encode(event)})
+        ids = pipe.execute()
+    for event, entry_id in zip(events, ids, strict=True):
+        added_at[event.event_id] = int(entry_id.split(b"-")[0]) / 1000
+
+
+def scrape(port: int) -> dict[float, float]:
+    """The freshness histogram's cumulative bucket counts, all views together."""
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     buckets: dict[float, float] = {}
     for line in metrics.splitlines():
         if line.startswith("loopline_ingest_freshness_seconds_bucket"):
-            bound = line.split('le="', 1)[1].split('"', 1)[0]
-            value = float(line.rsplit(" ", 1)[1])
-            buckets[float(bound)] = buckets.get(float(bound), 0.0) + value
+            le = float(line.split('le="', 1)[1].split('"', 1)[0])
+            buckets[le] = buckets.get(le, 0.0) + float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def histogram_p99(buckets: dict[float, float]) -> tuple[float, float]:
+    """The 99th percentile of cumulative bucket counts: the upper bound of its bucket, and
+    linearly interpolated within that bucket (as PromQL's ``histogram_quantile``)."""
     total = buckets.get(float("inf"), 0.0)
-    return next(bound for bound, count in sorted(buckets.items()) if count >= 0.99 * total)
+    below, count_below = 0.0, 0.0
+    for bound, count in sorted(buckets.items()):
+        if count >= 0.99 * total:
+            inside = count - count_below
+            share = (0.99 * total - count_below) / inside if inside else 1.0
+            return bound, below + (bound - below) * share if bound != float("inf") else below
+        below, count_below = bound, count
+    raise ValueError("no freshness samples")
 
 
 def main() -> None:
@@ -216,23 +273,22 @@ def main() -> None:
         root = Path(tmp)
         repo = root / "feature_repo"
         shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("*.db", "live"))
-        process, url = redis_server(root)
-        try:
+        with running_redis(root) as url:
             settings = Settings(feature_repo=repo, home=root / "home", redis_url=url)
             apply(settings)
             events = live_events(repo / "data", args.events)
             one = throughput(settings, url, events, 1)
             two = throughput(settings, url, events, 2)
-            fresh = freshness_p99(settings, url, events, args.rate, args.seconds)
-        finally:
-            process.terminate()
+            fresh = freshness(settings, url, events, args.rate, args.seconds)
     figures = {
         "events": len(events),
         "one_shard_events_per_s": round(one),
         "two_shards_events_per_s": round(two),
+        "two_over_one": round(two / one, 2),
         "freshness_rate_events_per_s": args.rate,
-        "freshness_p99_s_upper_bound": fresh,
+        **fresh,
         "cpus": os.cpu_count(),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 1),
     }
     text = "\n".join(
         [

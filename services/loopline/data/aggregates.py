@@ -13,6 +13,7 @@ A unit test holds the two equal.
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -107,15 +108,21 @@ class StreamingWindowAggregator:
 
     def add(self, key: str, timestamp: pd.Timestamp, value: float) -> None:
         step = pd.Timedelta(self.spec.step)
-        end = timestamp.floor(step) + step
+        self.add_to_bucket(key, timestamp.floor(step) + step, [value])
+
+    def add_to_bucket(self, key: str, end: pd.Timestamp, values: Sequence[float]) -> None:
+        """``add`` of events, in their order, whose bucket (ending at ``end``) the caller has
+        computed: a live consumer adds a closed bucket's events at once."""
         buckets = self._buckets[key]
+        if buckets and buckets[-1][0] > end:
+            raise ValueError(f"an event before {end} is older than the open bucket for {key!r}")
         if buckets and buckets[-1][0] == end:
-            _, total, count = buckets[-1]
-            buckets[-1] = (end, total + value, count + 1)
-        elif buckets and buckets[-1][0] > end:
-            raise ValueError(f"event at {timestamp} is older than the open bucket for {key!r}")
+            _, total, count = buckets.pop()
         else:
-            buckets.append((end, value, 1))
+            total, count, values = values[0], 1, values[1:]
+        for value in values:
+            total += value
+        buckets.append((end, total, count + len(values)))
 
     def snapshot(self) -> dict[str, list[tuple[int, float, int]]]:
         """The open buckets per key, (bucket end in epoch ns, sum, count), to checkpoint."""

@@ -93,6 +93,10 @@ class MemoryEventStream:
             self._offline[shard].extend(commit.offline)
             self._ack(shard, commit.acked)
 
+    def offline_count(self, shard: int) -> int:
+        with self._changed:
+            return len(self._offline[shard])
+
     def offline_rows(self, shard: int, limit: int) -> tuple[int, list[bytes]]:
         with self._changed:
             return self._offline_number[shard], self._offline[shard][:limit]

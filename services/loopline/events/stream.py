@@ -119,6 +119,9 @@ class EventStream(Protocol):
     def commit(self, shard: int, commit: Commit) -> None:
         """Apply ``commit`` atomically."""
 
+    def offline_count(self, shard: int) -> int:
+        """How many offline rows are committed for the shard and not yet in a file."""
+
     def offline_rows(self, shard: int, limit: int) -> tuple[int, list[bytes]]:
         """The shard's next offline file number and up to ``limit`` rows committed for it."""
 

@@ -21,7 +21,7 @@ from loopline.events import Event, EventError, EventType, OutcomeSink, decode, e
 from loopline.events.stream import Commit, DeadLetter, Entry, EventStream, Routed, shards_for
 from loopline.ingest.metrics import IngestMetrics, field_label
 from loopline.ingest.offline import OfflineWriter
-from loopline.ingest.state import WEATHER_VIEW, Emitted, ShardState
+from loopline.ingest.state import WEATHER_VIEW, Emitted, ShardState, epoch_ns
 
 BACKLOG_EVERY_S = 1.0
 
@@ -140,7 +140,7 @@ class ShardConsumer:
             if event.event_id in already or event.event_id in seen:
                 results[kind, "duplicate"] += 1
                 continue
-            if horizon is not None and pd.Timestamp(event.event_timestamp).value < horizon:
+            if horizon is not None and epoch_ns(event.event_timestamp) < horizon:
                 results[kind, "late"] += 1  # beyond the dedup horizon: dropped whole
                 continue
             seen[event.event_id] = event.event_timestamp.timestamp()

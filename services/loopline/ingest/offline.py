@@ -63,8 +63,10 @@ class OfflineWriter:
         """Write a file if ``rows`` are waiting, or ``interval_s`` has passed (or ``force``);
         returns the rows written."""
         due = force or time.monotonic() - self._last >= self._interval_s
+        if not due and self._stream.offline_count(self._shard) < self._rows:
+            return 0  # checked first: reading the rows themselves on every batch costs a copy
         number, rows = self._stream.offline_rows(self._shard, self._rows)
-        if not rows or (len(rows) < self._rows and not due):
+        if not rows:
             return 0
         for kind, frame in frames(rows).items():
             folder = self._dir / TABLES[kind]

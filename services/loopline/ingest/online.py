@@ -1,10 +1,10 @@
 """The online store's side of ingest: Feast's online store, on whichever store settings
-configure.
+configure (SQLite embedded, Redis in production).
 
 Aggregates are written to the views their push sources feed (``<view>_push`` in
 ``feature_repo/data_sources.py``), weather to its view (its source is the prepared file), through
 the store's ``online_write_batch`` with the rows converted as Feast's push converts them
-(``feast_rows``). Writes are upserts, so writing a batch again after a restart leaves the store
+(``online_rows``). Writes are upserts, so writing a batch again after a restart leaves the store
 as it was.
 """
 
@@ -27,7 +27,7 @@ class FeastOnlineWriter:
     from protobuf on every call, and ``ingest_df`` goes through a pandas frame and Arrow: for an
     ingest batch that was about 140 ms, against the store's own write of a few (docs/decisions.md,
     17). This hands the store's ``online_write_batch`` the rows ``push`` would (``<view>_push``
-    feeds ``<view>``; ``feast_rows``, held equal to Feast's conversion by a test)."""
+    feeds ``<view>``; ``online_rows``, held equal to Feast's conversion by a test)."""
 
     def __init__(self, settings: Settings) -> None:
         from loopline.features.store import feature_store
@@ -36,8 +36,9 @@ class FeastOnlineWriter:
         self._provider = self._store._get_provider()
         self._views: dict[str, Any] = {}
 
-    def _write(self, name: str, rows: Sequence[Mapping[str, object]]) -> None:
-        from loopline.ingest.feast_rows import online_rows
+    def write_view(self, name: str, rows: Sequence[Mapping[str, object]]) -> None:
+        """Upsert ``rows`` (join keys, the timestamp field, every feature) into view ``name``."""
+        from loopline.features.online_rows import online_rows
 
         view = self._views.get(name)
         if view is None:
@@ -51,9 +52,9 @@ class FeastOnlineWriter:
         """``rows``: per aggregate view, its newest row per key; ``weather``: observations."""
         for view, by_key in rows.items():
             if by_key:
-                self._write(view, list(by_key.values()))
+                self.write_view(view, list(by_key.values()))
         if weather:
-            self._write(WEATHER_VIEW, weather_rows(weather))
+            self.write_view(WEATHER_VIEW, weather_rows(weather))
 
 
 def weather_rows(events: Sequence[Event]) -> list[dict[str, Any]]:

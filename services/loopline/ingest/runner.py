@@ -141,7 +141,8 @@ class Ingest:
 
 
 def build(settings: Settings, stream: EventStream | None = None) -> Ingest:
-    """The ingest of ``settings.ingest_shard`` (all shards when None), with Feast's writer."""
+    """The ingest of ``settings.ingest_shard`` (all shards when None), writing to the
+    configured online store."""
     from loopline.ingest.online import FeastOnlineWriter
 
     if stream is None and settings.events_url is None:

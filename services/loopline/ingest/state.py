@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pandas as pd
@@ -31,6 +32,8 @@ SPECS: dict[str, WindowSpec] = {
 }
 """Per feature view, the aggregate it serves (its push source is ``<view>_push``)."""
 WEATHER_VIEW = "origin_weather"
+_STEP_NS = {view: pd.Timedelta(spec.step).value for view, spec in SPECS.items()}
+"""Per view, its bucket step in ns (the views share one: the watermark closes one grid)."""
 Pending = tuple[str, int, float, float]
 """A departure waiting for its bucket: (key, event time in ns, value, XADD time in s)."""
 
@@ -61,25 +64,26 @@ class ShardState:
 
     def add_departure(self, event: Event, added_at: float) -> bool:
         """Queue a departure for the aggregates this shard owns; False if it is late for one."""
-        stamp = pd.Timestamp(event.event_timestamp)
-        self._see(stamp.value)
+        stamp = epoch_ns(event.event_timestamp)
+        self._see(stamp)
         on_time = True
         for view, spec in SPECS.items():
             key = event.keys[spec.key]
             if not self.owns(f"{spec.key}:{key}"):
                 continue
-            end = (stamp.floor(spec.step) + spec.step).value
+            step = _STEP_NS[view]
+            end = stamp - stamp % step + step
             if self.emitted_until is not None and end <= self.emitted_until:
                 on_time = False
                 continue
             value = event.payload["dep_delay"]
             assert isinstance(value, float)
-            self.pending[view][end].append((key, stamp.value, value, added_at))
+            self.pending[view][end].append((key, stamp, value, added_at))
         return on_time
 
     def add_weather(self, event: Event) -> bool:
         """Whether the observation is newer than the one written last for its origin."""
-        stamp = pd.Timestamp(event.event_timestamp).value
+        stamp = epoch_ns(event.event_timestamp)
         self._see(stamp)
         origin = event.keys["origin"]
         if stamp <= self.weather.get(origin, -1):
@@ -96,41 +100,41 @@ class ShardState:
         self.latest_seen = stamp if self.latest_seen is None else max(self.latest_seen, stamp)
 
     def close_buckets(self) -> Emitted:
-        """Emit every bucket end the watermark has passed since the last call."""
+        """Add every bucket the watermark has passed since the last call, and emit each view's
+        rows at the last such bucket end (an upsert store keeps only the newest row per key, so
+        the rows of the ends before it would be overwritten unread)."""
         emitted = Emitted()
         if self.latest_seen is None:
             return emitted
-        step = pd.Timedelta(ORIGIN_DEPARTURES.step).value
+        step = _STEP_NS["origin_departure_stats"]
         watermark = self.latest_seen - self.lateness.value
         last = watermark - watermark % step
-        waiting = [end for pending in self.pending.values() for end in pending]
+        ends = sorted({end for pending in self.pending.values() for end in pending})
+        first = ends[0] if ends else last
         if self.emitted_until is not None:
             first = self.emitted_until + step
-        else:
-            first = min(waiting, default=last)
         if first > last:
             return emitted
-        # Rows older than the longest window before ``last`` are superseded before anyone reads
-        # them: their buckets are added, only the recent ends are emitted.
-        longest = max(max(spec.windows) for spec in SPECS.values())
-        emit_from = max(first, last - pd.Timedelta(longest).value)
-        for end in sorted({e for pending in self.pending.values() for e in pending}):
-            if end < emit_from:
+        for end in ends:
+            if end <= last:
                 self._add_bucket(end, emitted)
-        for end in range(emit_from, last + step, step):
-            self._add_bucket(end, emitted)
-            for view, aggregator in self.aggregators.items():
-                rows = emitted.rows.setdefault(view, {})
-                for row in aggregator.emit(pd.Timestamp(end, tz="UTC")):
-                    rows[str(row[SPECS[view].key])] = row
+        at = pd.Timestamp(last, tz="UTC")
+        for view, aggregator in self.aggregators.items():
+            key = SPECS[view].key
+            emitted.rows[view] = {str(row[key]): row for row in aggregator.emit(at)}
         self.emitted_until = last
         return emitted
 
     def _add_bucket(self, end: int, emitted: Emitted) -> None:
         for view, aggregator in self.aggregators.items():
-            for key, stamp, value, added_at in self.pending[view].pop(end, ()):
-                aggregator.add(key, pd.Timestamp(stamp, tz="UTC"), value)
+            values: dict[str, list[float]] = defaultdict(list)
+            for key, _, value, added_at in self.pending[view].pop(end, ()):
+                values[key].append(value)
                 emitted.added_at[view].append(added_at)
+            if values:
+                at = pd.Timestamp(end, tz="UTC")
+                for key, in_order in values.items():
+                    aggregator.add_to_bucket(key, at, in_order)
 
     def encode(self) -> bytes:
         return orjson.dumps(
@@ -160,3 +164,13 @@ class ShardState:
     def horizon(self, span: pd.Timedelta) -> int | None:
         """Event times before this (epoch ns) are older than ``span`` behind the latest."""
         return None if self.latest_seen is None else self.latest_seen - span.value
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def epoch_ns(moment: datetime) -> int:
+    """``pd.Timestamp(moment).value`` for an aware datetime, in integer arithmetic (exact, and
+    a tenth of the time: it runs for every event)."""
+    return (moment - _EPOCH) // _MICROSECOND * 1000

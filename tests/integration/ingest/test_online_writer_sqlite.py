@@ -1,4 +1,4 @@
-"""Ingest's own conversion of its rows (``feast_rows.online_rows``) against Feast's, on the real
+"""Ingest's own conversion of its rows (``online_rows``) against Feast's, on the real
 applied repo: the same tuples as ``provider.ingest_df`` (where ``push`` and
 ``write_to_online_store`` end) hands the online store, and the SQLite store written by
 ``FeastOnlineWriter`` holds the same bytes as one written by Feast's ``push``."""
@@ -17,8 +17,8 @@ import pytest
 from feast.data_source import PushMode
 
 from loopline.events import Event
+from loopline.features.online_rows import online_rows
 from loopline.features.store import apply, feature_store
-from loopline.ingest.feast_rows import online_rows
 from loopline.ingest.online import FeastOnlineWriter, weather_frame, weather_rows
 from loopline.ingest.state import WEATHER_VIEW
 from loopline.settings import Settings
