@@ -200,6 +200,13 @@ class Settings(BaseSettings):
     skew_tolerance: float = Field(default=1e-6, ge=0)
     """Largest difference between a served and an offline feature value that is no skew."""
 
+    # The loop's reports (the issue 11 contract: the monitor writes them, retraining reads the
+    # latest monitor summary from them; docs/retraining.md).
+
+    reports_path: Path | None = Field(default=None, validation_alias="LOOPLINE_REPORTS_DIR")
+    """``LOOPLINE_REPORTS_DIR``: where monitor reports are written; default ``<home>/reports``
+    (read it as ``reports_dir``)."""
+
     # Live events and ingest (docs/events.md): ``POST /events`` and direct ``XADD``s land on
     # an event stream that ``loopline ingest`` consumes, one consumer per shard.
 
@@ -300,6 +307,10 @@ class Settings(BaseSettings):
     @property
     def labelled_dir(self) -> Path:
         return self.outcome_dataset_dir or self.home / "labelled"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.reports_path or self.home / "reports"
 
     @property
     def data_dir(self) -> Path:
