@@ -57,15 +57,34 @@ def test_scores_outside_zero_and_one_are_caught() -> None:
     assert behaviour.probability_failure(np.array([0.5]), 2) == "(1,) scores for 2 rows"
 
 
+class Inverted(TrainedModel):
+    """The champion with its answers turned around: more congestion, less risk."""
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return 1 - super().predict_proba(frame)
+
+
+class ReadsTheTailNumber(TrainedModel):
+    """The champion, nudged by the tail number itself (a leak the invariance check is for)."""
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        nudge = frame["tailnum"].map(lambda tail: 0.01 if str(tail).endswith("9") else 0.0)
+        return super().predict_proba(frame) * 0.9 + nudge.to_numpy(dtype=float)
+
+
 def test_a_reversed_direction_is_caught(
     model: TrainedModel, rows: pd.DataFrame, trained: TrainedSetup
 ) -> None:
-    """The same check, with the features' meaning flipped: a model that learnt congestion
-    raises the risk must fail "congestion lowers it"."""
-    flipped = rows.assign(
-        origin_dep_delay_mean_1h=-rows["origin_dep_delay_mean_1h"],
-        origin_dep_delay_mean_3h=-rows["origin_dep_delay_mean_3h"],
-    )
-    failure = behaviour.risk_rises_with_declared_features(model, flipped, trained.spec)
+    inverted = Inverted(model.network, model.preprocessor)
+    failure = behaviour.risk_rises_with_declared_features(inverted, rows, trained.spec)
     assert failure is not None
     assert "is not above" in failure
+
+
+def test_a_model_reading_an_entity_key_is_caught(
+    model: TrainedModel, rows: pd.DataFrame, trained: TrainedSetup
+) -> None:
+    leaky = ReadsTheTailNumber(model.network, model.preprocessor)
+    failure = behaviour.entity_keys_are_not_inputs(leaky, rows, trained.spec)
+    assert failure is not None
+    assert failure.startswith("changing ['tailnum'] changes a score by")
