@@ -9,7 +9,6 @@ as it was (docs/retraining.md, "What a failed retrain leaves").
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,13 +21,14 @@ import pandas as pd
 import torch
 
 from loopline.features.training_set import TIMESTAMP, TrainingSet
+from loopline.jobs import records
 from loopline.model.artifact import TrainedModel, load_model, save_model
 from loopline.model.behaviour import CheckResult, behaviour_checks
 from loopline.model.evaluate import GradientBoostingBaseline, evaluate
 from loopline.model.train import EpochReport, train_network
 from loopline.registry import ModelRegistry, ModelVersion
 from loopline.registry.decisions import Decision, record_decision
-from loopline.registry.lineage import DataWindow, GateRecord, Lineage, Retraining
+from loopline.registry.lineage import DataWindow, Retraining
 from loopline.rollout.gate import GateDecision, decide
 from loopline.settings import Settings
 from loopline.spec import ModelSpec
@@ -212,101 +212,22 @@ def gate_and_register(
         )
     with tempfile.TemporaryDirectory(prefix="loopline-artifact-") as scratch:
         sha256 = save_model(fitted.model, fitted.reference, Path(scratch))
-        lineage = _lineage(settings, spec, dataset, splits, fitted.metrics, sha256)
-        lineage = lineage.model_copy(
-            update={
-                "gate": GateRecord(
-                    alias=gate.alias,
-                    metric=gate.metric,
-                    value=gate.value,
-                    champion_value=gate.champion_value,
-                    reasons=gate.reasons,
-                ),
-                "retraining": retraining,
-            }
+        lineage = records.lineage(
+            settings, spec, dataset, splits.windows, splits.rows(), fitted.metrics, sha256
         )
+        lineage.gate = records.gate_record(gate)
+        lineage.retraining = retraining
         version = registry.register(spec.name, Path(scratch), lineage)
     if gate.alias:
         version = registry.set_alias(spec.name, gate.alias, version.version)
-    decision = _decision(spec, version, gate, fitted, champion, retraining, len(splits.holdout))
+    decision = records.gate_decision(
+        spec.name,
+        gate,
+        fitted.metrics,
+        {"challenger": version.version, **({"champion": champion.version} if champion else {})},
+        None if champion is None else champion.metrics,
+        len(splits.holdout),
+        None if retraining is None else retraining.trigger,
+    )
     record_decision(settings.registry_dir, decision)
     return Registered(version, gate, checks, champion, decision)
-
-
-def _decision(
-    spec: ModelSpec,
-    version: ModelVersion,
-    gate: GateDecision,
-    fitted: Fitted,
-    champion: ChampionScore | None,
-    retraining: Retraining | None,
-    holdout_rows: int,
-) -> Decision:
-    figures: dict[str, float | int | str | None] = {"holdout_rows": holdout_rows}
-    for metric in dict.fromkeys([gate.metric, "roc_auc"]):
-        figures[f"challenger_{metric}"] = float(fitted.metrics["model"][metric])
-        figures[f"baseline_{metric}"] = float(fitted.metrics["baseline"][metric])
-        figures[f"champion_{metric}"] = None if champion is None else champion.metrics[metric]
-    trigger = retraining.trigger if retraining is not None else None
-    if trigger is not None:
-        figures["drift_share"] = trigger.drift_share
-    versions = {"challenger": version.version}
-    if champion is not None:
-        versions["champion"] = champion.version
-    return Decision(
-        kind="gate",
-        model=spec.name,
-        outcome=gate.alias or "rejected",
-        versions=versions,
-        reasons=gate.reasons,
-        figures=figures,
-        report=None if trigger is None else trigger.path,
-    )
-
-
-def code_commit(settings: Settings) -> str:
-    if settings.code_commit:
-        return settings.code_commit
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return result.stdout.strip()
-
-
-def _lineage(
-    settings: Settings,
-    spec: ModelSpec,
-    dataset: TrainingSet,
-    splits: Splits,
-    metrics: dict[str, Any],
-    sha256: str,
-) -> Lineage:
-    train, validation, holdout = splits.windows
-    return Lineage(
-        model_name=spec.name,
-        spec=spec.model_dump(mode="json"),
-        feature_service=spec.feature_service,
-        features=dataset.feature_refs,
-        train_window=train,
-        validation_window=validation,
-        holdout_window=holdout,
-        rows={**splits.rows(), **{f"excluded_{k}": v for k, v in dataset.excluded.items()}},
-        code_commit=code_commit(settings),
-        parameters={
-            "network": spec.network.model_dump(),
-            "training": spec.training.model_dump(),
-            "decision_threshold": spec.decision_threshold,
-            "seed": settings.seed,
-        },
-        metrics=metrics,
-        artifact_sha256=sha256,
-        reference_sample="reference_sample.parquet",
-        trained_at=datetime.now(UTC),
-    )
