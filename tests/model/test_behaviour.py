@@ -12,6 +12,7 @@ import pytest
 from loopline.model import behaviour
 from loopline.model.artifact import TrainedModel, load_model
 from loopline.registry import ModelRegistry
+from loopline.spec import BehaviourSpec
 from tests.conftest import TrainedSetup
 
 pytestmark = pytest.mark.model
@@ -88,3 +89,13 @@ def test_a_model_reading_an_entity_key_is_caught(
     failure = behaviour.entity_keys_are_not_inputs(leaky, rows, trained.spec)
     assert failure is not None
     assert failure.startswith("changing ['tailnum'] changes a score by")
+
+
+def test_a_declared_feature_the_model_lacks_is_a_failure_not_a_crash(
+    model: TrainedModel, rows: pd.DataFrame, trained: TrainedSetup
+) -> None:
+    spec = trained.spec.model_copy(
+        update={"behaviour": BehaviourSpec(raises_risk=["origin_dep_delay_mean_1h", "gate_queue"])}
+    )
+    failure = behaviour.risk_rises_with_declared_features(model, rows, spec)
+    assert failure == "['gate_queue'] are not among the model's inputs"

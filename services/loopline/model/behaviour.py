@@ -93,6 +93,9 @@ def risk_rises_with_declared_features(
     columns = spec.behaviour.raises_risk
     if not columns:
         return None
+    missing = [column for column in columns if column not in rows.columns]
+    if missing:
+        return f"{missing} are not among the model's inputs"
     values = rows[columns].apply(pd.to_numeric, errors="coerce")
     low = model.predict_proba(rows.assign(**values.quantile(0.05).to_dict())).mean()
     high = model.predict_proba(rows.assign(**values.quantile(0.95).to_dict())).mean()

@@ -22,6 +22,7 @@ from loopline.outcomes.dataset import Joined, LabelledDataset
 from loopline.predictions import PredictionRecord
 from loopline.registry import ModelRegistry
 from loopline.settings import Settings
+from loopline.spec import ModelSpec
 from tests.conftest import TrainedSetup, fast_spec_file
 
 LIVE_DAYS = (pd.Timestamp("2013-09-01", tz="UTC"), pd.Timestamp("2013-09-15", tz="UTC"))
@@ -36,13 +37,16 @@ class LiveLabelled:
     """Request id, request time, outcome time and label of every row written."""
 
 
-@pytest.fixture(scope="session")
-def live_labelled(trained: TrainedSetup, tmp_path_factory: pytest.TempPathFactory) -> LiveLabelled:
-    settings, spec = trained.settings, trained.spec
+def write_labelled(
+    settings: Settings, spec: ModelSpec, days: tuple[pd.Timestamp, pd.Timestamp], directory: Path
+) -> LiveLabelled:
+    """Label the requests of ``days`` as the outcome join would have after serving them with
+    the registry's champion: features point-in-time from Feast (what the online store held,
+    ``loopline skew`` shows), the champion's probabilities, the prepared outcomes."""
     requests = read_table(settings, "requests")
-    live = requests[(requests[TIMESTAMP] >= LIVE_DAYS[0]) & (requests[TIMESTAMP] < LIVE_DAYS[1])]
+    live = requests[(requests[TIMESTAMP] >= days[0]) & (requests[TIMESTAMP] < days[1])]
     outcomes = read_table(settings, spec.label.source).set_index(spec.request_id)
-    served = training_set(settings, spec, live, outcomes.reset_index(), LIVE_DAYS).frame
+    served = training_set(settings, spec, live, outcomes.reset_index(), days).frame
     champion = ModelRegistry(settings.registry_dir).get(spec.name, "champion")
     scores = load_model(champion.path, champion.lineage.artifact_sha256).predict_proba(served)
     features = [name for name in served.columns if name not in live.columns and name != "delayed"]
@@ -75,7 +79,6 @@ def live_labelled(trained: TrainedSetup, tmp_path_factory: pytest.TempPathFactor
                 None if pd.isna(label) else int(label),
             )
         )
-    directory = tmp_path_factory.mktemp("labelled")
     LabelledDataset(directory, spec.label.name).write(joined)
     rows = pd.DataFrame(
         {
@@ -86,6 +89,13 @@ def live_labelled(trained: TrainedSetup, tmp_path_factory: pytest.TempPathFactor
         }
     )
     return LiveLabelled(directory, rows)
+
+
+@pytest.fixture(scope="session")
+def live_labelled(trained: TrainedSetup, tmp_path_factory: pytest.TempPathFactory) -> LiveLabelled:
+    return write_labelled(
+        trained.settings, trained.spec, LIVE_DAYS, tmp_path_factory.mktemp("labelled")
+    )
 
 
 def retrain_spec_file(directory: Path, **overrides: dict[str, object]) -> Path:
