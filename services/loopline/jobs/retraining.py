@@ -147,6 +147,12 @@ class RetrainOutcome:
         }
 
 
+def _concat(first: pd.DataFrame, second: pd.DataFrame) -> pd.DataFrame:
+    """Both frames' rows; an empty one (no live data yet) is left out, not allowed to turn
+    typed columns into objects."""
+    return first if second.empty else pd.concat([first, second], ignore_index=True)
+
+
 def run_retraining(
     settings: Settings,
     spec: ModelSpec,
@@ -158,21 +164,25 @@ def run_retraining(
     live = labelled_requests(settings, spec)
     end = live.latest_outcome or read_manifest(settings).live_from
     start, validation_start, holdout_start, _ = sliding_window(spec, end)
+    live_ids = set(live.requests[spec.request_id])
     requests = read_table(settings, "requests")
     history = requests.loc[requests["split"] == "history", list(live.requests.columns)]
+    history = history[~history[spec.request_id].isin(live_ids)]  # served: the log's is kept
     reference = read_table(settings, spec.label.source)
     reference = reference[reference[spec.request_id].isin(history[spec.request_id])]
-    outcomes = pd.concat([reference, live.outcomes], ignore_index=True)
+    outcomes = _concat(reference, live.outcomes)
     outcomes = outcomes[outcomes[TIMESTAMP] <= pd.Timestamp(end)]  # labels known by the end
-    everything = pd.concat([history, live.requests], ignore_index=True)
     dataset = training_set(
-        settings, spec, everything, outcomes, (pd.Timestamp(start), pd.Timestamp(end))
+        settings,
+        spec,
+        _concat(history, live.requests),
+        outcomes,
+        (pd.Timestamp(start), pd.Timestamp(end)),
     )
     if dataset.frame.empty:
         raise RetrainError(f"no labelled requests in {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M}")
     laps("training set")
     splits = Splits.at(dataset.frame, start, validation_start, holdout_start, end)
-    live_ids = set(live.requests[spec.request_id])
     in_live = [frame[frame[spec.request_id].isin(live_ids)] for frame in splits.frames]
     live_times = pd.concat([frame[TIMESTAMP] for frame in in_live])
     retraining = Retraining(
