@@ -54,4 +54,3 @@ def test_the_retraining_window_must_leave_room_to_train(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(SpecError, match="retraining"):
         load_spec(path)
-
