@@ -80,6 +80,10 @@ class RegistryError(LooplineError):
     """The registry has no such model, version or alias."""
 
 
+class RetrainError(LooplineError):
+    """``loopline retrain`` cannot build its window or read what triggered it."""
+
+
 class RequestError(LooplineError):
     """A request the predictor answers with an error: ``status`` (HTTP) and ``grpc_code``."""
 

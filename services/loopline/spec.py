@@ -72,6 +72,30 @@ class DriftSpec(_Strict):
     min_rows: int = Field(500, ge=1)
 
 
+class RetrainingSpec(_Strict):
+    """``loopline retrain``'s sliding window of ``window_days`` ending at the latest labelled
+    outcome: train, then ``validation_days`` (early stopping), then the last ``holdout_days``,
+    on which the challenger and the champion are both scored."""
+
+    window_days: int = Field(243, ge=3)
+    validation_days: int = Field(31, ge=1)
+    holdout_days: int = Field(31, ge=1)
+
+    @model_validator(mode="after")
+    def _room_to_train(self) -> RetrainingSpec:
+        if self.validation_days + self.holdout_days >= self.window_days:
+            raise ValueError("validation_days + holdout_days must be less than window_days")
+        return self
+
+
+class BehaviourSpec(_Strict):
+    """Expectations every trained artifact is checked against before the gate lets it pass."""
+
+    raises_risk: list[str] = Field(default_factory=list)
+    """Features whose rise (from their 5th to their 95th percentile in the reference rows)
+    must raise the average predicted probability."""
+
+
 class ModelSpec(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
@@ -87,6 +111,8 @@ class ModelSpec(_Strict):
     decision_threshold: float = Field(0.5, gt=0, lt=1)
     promotion: PromotionSpec = PromotionSpec()
     drift: DriftSpec = DriftSpec()
+    retraining: RetrainingSpec = RetrainingSpec()
+    behaviour: BehaviourSpec = BehaviourSpec()
     slices: list[str] = Field(default_factory=list)
     example_request: dict[str, str | int | float] = Field(default_factory=dict)
     """A request as callers send it (entity keys and request fields), for the docs, the

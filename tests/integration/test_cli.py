@@ -32,6 +32,7 @@ COMMANDS = [
     ["replay"],
     ["skew"],
     ["ingest"],
+    ["retrain"],
 ]
 
 

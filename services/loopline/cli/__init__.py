@@ -16,6 +16,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 from loopline.cli.common import JsonOption, settings_of
 from loopline.cli.live import ingest, replay, skew
 from loopline.cli.monitor import monitor
+from loopline.cli.retrain import retrain
 from loopline.console import console, out, print_error, print_json, steps
 from loopline.errors import LooplineError, RegistryError
 from loopline.serving.cli import serve
@@ -37,6 +38,7 @@ app.command("replay")(replay)
 app.command("skew")(skew)
 app.command("ingest")(ingest)
 app.command("monitor")(monitor)
+app.command("retrain")(retrain)
 
 
 def _print_version(wanted: bool) -> None:

@@ -38,13 +38,21 @@ def feature_refs(store: FeatureStore, service_name: str) -> list[str]:
     ]
 
 
+Window = tuple[pd.Timestamp, pd.Timestamp]
+"""``[start, end)`` of request timestamps, UTC."""
+
+
+def split_window(spec: ModelSpec) -> Window:
+    """The spec's history split, ``[split.start, split.end)``."""
+    return pd.Timestamp(spec.split.start, tz="UTC"), pd.Timestamp(spec.split.end, tz="UTC")
+
+
 def entity_frame(
-    spec: ModelSpec, requests: pd.DataFrame, outcomes: pd.DataFrame
+    spec: ModelSpec, requests: pd.DataFrame, outcomes: pd.DataFrame, window: Window | None = None
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Requests in the spec's window with their label; unlabelled outcomes counted, not dropped
-    silently."""
-    start = pd.Timestamp(spec.split.start, tz="UTC")
-    end = pd.Timestamp(spec.split.end, tz="UTC")
+    """Requests in ``window`` (default: the spec's split) with their label; unlabelled outcomes
+    counted, not dropped silently."""
+    start, end = window or split_window(spec)
     in_window = requests[(requests[TIMESTAMP] >= start) & (requests[TIMESTAMP] < end)]
     columns = list(
         dict.fromkeys([spec.request_id, TIMESTAMP, *spec.entity_keys, *spec.request_fields])
@@ -62,9 +70,13 @@ def entity_frame(
 
 
 def training_set(
-    settings: Settings, spec: ModelSpec, requests: pd.DataFrame, outcomes: pd.DataFrame
+    settings: Settings,
+    spec: ModelSpec,
+    requests: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    window: Window | None = None,
 ) -> TrainingSet:
-    entities, excluded = entity_frame(spec, requests, outcomes)
+    entities, excluded = entity_frame(spec, requests, outcomes, window)
     store = feature_store(settings)
     service = store.get_feature_service(spec.feature_service)
     with inside_repo(settings):

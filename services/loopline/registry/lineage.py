@@ -14,6 +14,46 @@ class DataWindow(BaseModel):
     end: datetime
 
 
+class MonitorTrigger(BaseModel):
+    """The monitor summary (``latest-monitor.json``) a retrain read: what triggered it."""
+
+    path: str
+    sha256: str = Field(description="sha256 of the summary file as read.")
+    decision: str | None = None
+    drift_share: float | None = None
+    champion_version: str | None = None
+    report: str | None = Field(None, description="The monitor's report.html.")
+
+
+class Retraining(BaseModel):
+    """How a retrained version's sliding window was chosen and what it held."""
+
+    window: DataWindow = Field(
+        description="Requests trained and held out on, ending at the latest labelled outcome."
+    )
+    live_from: datetime | None = Field(
+        None, description="The first live (served and labelled) request in the window."
+    )
+    live_rows: dict[str, int] = Field(
+        default_factory=dict, description="Rows per split that came from the labelled dataset."
+    )
+    champion: str | None = Field(None, description="The champion it was compared with.")
+    champion_metrics: dict[str, object] = Field(
+        default_factory=dict, description="The champion's metrics on the same holdout rows."
+    )
+    trigger: MonitorTrigger | None = None
+
+
+class GateRecord(BaseModel):
+    """What the promotion gate decided about the version, and why."""
+
+    alias: str | None
+    metric: str
+    value: float
+    champion_value: float | None = None
+    reasons: list[str] = Field(default_factory=list)
+
+
 class Lineage(BaseModel):
     """Everything needed to reproduce, audit and monitor one model version."""
 
@@ -31,3 +71,5 @@ class Lineage(BaseModel):
     artifact_sha256: str = Field(description="sha256 of the artifact's manifest.json.")
     reference_sample: str = Field(description="Parquet file (in the artifact) of training rows.")
     trained_at: datetime
+    gate: GateRecord | None = Field(None, description="Absent in versions registered before it.")
+    retraining: Retraining | None = Field(None, description="Set by `loopline retrain` only.")

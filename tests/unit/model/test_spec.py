@@ -45,3 +45,12 @@ def test_split_dates_must_be_ordered(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(SpecError, match="split dates"):
         load_spec(path)
+
+
+def test_the_retraining_window_must_leave_room_to_train(tmp_path: Path) -> None:
+    spec = yaml.safe_load(Path(shipped_specs()[0]).read_text())
+    spec["retraining"] = {"window_days": 60, "validation_days": 30, "holdout_days": 30}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(SpecError, match="retraining"):
+        load_spec(path)
