@@ -207,6 +207,9 @@ class Settings(BaseSettings):
     """How often each worker reads the rollout plan (0: never; only a registry-backed, unpinned
     server serving ``champion`` follows it)."""
 
+    rollout_mode: Literal["shadow", "canary"] = "shadow"
+    """The mode ``loopline rollout --evaluate`` starts a new challenger in."""
+
     rollout_share: float = Field(default=0.1, gt=0, le=1)
     """Share of request ids a canary answers when ``--share`` is not given."""
 

@@ -15,6 +15,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageErro
 
 from loopline.cli.common import JsonOption, settings_of
 from loopline.cli.live import ingest, replay, skew
+from loopline.cli.rollout import rollout
 from loopline.console import console, out, print_error, print_json, steps
 from loopline.errors import LooplineError, RegistryError
 from loopline.serving.cli import serve
@@ -35,6 +36,7 @@ app.command("serve")(serve)
 app.command("replay")(replay)
 app.command("skew")(skew)
 app.command("ingest")(ingest)
+app.command("rollout")(rollout)
 
 
 def _print_version(wanted: bool) -> None:

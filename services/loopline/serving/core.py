@@ -139,7 +139,13 @@ class InferenceCore:
             try:
                 lines += [
                     self._line(
-                        predictions[i], scored[i], rows[i], batch[k].endpoint, now, latency_ms, i,
+                        predictions[i],
+                        scored[i],
+                        rows[i],
+                        batch[k].endpoint,
+                        now,
+                        latency_ms,
+                        i,
                         lookup,
                     )
                     for i in range(start, stop)

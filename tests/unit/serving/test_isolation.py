@@ -20,8 +20,8 @@ from loopline.model.network import TabularNet, TabularNetConfig
 from loopline.model.preprocessing import Preprocessor
 from loopline.serving.core import InferenceCore, Outcome
 from loopline.serving.metrics import ServingMetrics
-from loopline.serving.schema import InputSchema, Row, Submission
 from loopline.serving.rollout_state import Models
+from loopline.serving.schema import InputSchema, Row, Submission
 from loopline.serving.scorer import Scorer
 from loopline.serving.served import ServedModel
 from loopline.spec import load_spec
