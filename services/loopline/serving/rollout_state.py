@@ -147,10 +147,14 @@ class RolloutWatcher:
 
     def load(self) -> Models:
         """The models the current plan names (at start-up: a restarted worker serves what the
-        others do); the champion alone when there is no plan."""
-        plan = read_plan(self._settings.registry_dir, self._settings.model_name)
-        if plan is not None:
-            self.models, self._plan = self._models(plan), plan
+        others do); the champion alone when there is no plan, or one that cannot be served
+        (logged: a worker that raised here would be restarted for ever)."""
+        try:
+            plan = read_plan(self._settings.registry_dir, self._settings.model_name)
+            if plan is not None:
+                self.models, self._plan = self._models(plan), plan
+        except Exception as error:
+            logger.error("rollout plan not applied, serving the champion alone: %s", error)
         return self.models
 
     def start(self, swap: Callable[[Models], None]) -> None:

@@ -39,6 +39,7 @@ from tests.integration.serving.conftest import ServingSetup
 from tests.integration.serving.server import LOOPLINE, Server, start_server, wait_until
 
 MODEL = "flight-delay"
+pytestmark = pytest.mark.timeout(1200)  # the first test also trains the session's model
 ROWS = 1200
 """Live requests of one day sent per scenario (about a fifth delayed)."""
 
