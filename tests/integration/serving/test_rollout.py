@@ -33,6 +33,7 @@ from loopline.registry import ModelRegistry
 from loopline.registry.decisions import read_decisions
 from loopline.registry.rollout import RolloutPlan, write_plan
 from loopline.replay.timeline import outcomes
+from loopline.serving.rollout_state import in_canary
 from loopline.settings import Settings
 from tests.conftest import TrainedSetup
 from tests.integration.serving.conftest import ServingSetup
@@ -44,12 +45,13 @@ ROWS = 1200
 """Live requests of one day sent per scenario (about a fifth delayed)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Rollout:
     server: Server
     home: Path
     settings: Settings
     requests: list[dict[str, Any]]
+    _probes: int = 0
 
     @property
     def registry(self) -> ModelRegistry:
@@ -58,16 +60,40 @@ class Rollout:
     def plan(self, **fields: Any) -> None:
         write_plan(self.settings.registry_dir, RolloutPlan(model=MODEL, champion="v1", **fields))
 
-    def predict(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        with self.server.client() as client:
+    def predict(self, rows: list[dict[str, Any]], per_call: int = 100) -> list[dict[str, Any]]:
+        """Answers to ``rows``, ``per_call`` a connection: the kernel spreads them over both
+        workers."""
+        with self.server.client(headers={"connection": "close"}) as client:
             return [
                 answer
-                for start in range(0, len(rows), 100)
-                for answer in _ok(client.post("/predict_batch", json=rows[start : start + 100]))
+                for start in range(0, len(rows), per_call)
+                for answer in _ok(
+                    client.post("/predict_batch", json=rows[start : start + per_call])
+                )
             ]
 
-    def versions(self, rows: int = 200) -> set[str]:
-        return {a["model_version"] for a in self.predict(self.requests[:rows])}
+    def serves(self, share: float | None = None, shadow: bool = False) -> bool:
+        """Whether every worker serves the champion alone, or with the shadow, or with a
+        canary of ``share`` (each probe answered by the version its id's hash picks)."""
+        for record in self.probed():
+            canary = share is not None and in_canary(record.request_id, share)
+            if record.model_version != ("v2" if canary else "v1"):
+                return False
+            if (record.shadow is not None) != shadow:
+                return False
+        return True
+
+    def probed(self) -> list[Any]:
+        """The log records of 20 new requests, one a connection (both workers, all but
+        surely): what every worker serves now."""
+        self._probes += 1
+        rows = [
+            {**r, "request_id": f"probe-{self._probes}-{k}"}
+            for k, r in enumerate(self.requests[:20])
+        ]
+        answers = self.predict(rows, per_call=1)
+        logged = _logged(self)
+        return [logged[a["request_id"]] for a in answers]
 
     def cli(self, *arguments: str) -> dict[str, Any]:
         env = {**self.server.env, "LOOPLINE_ROLLOUT_MIN_LABELLED": "150"}
@@ -94,6 +120,7 @@ def _inverted_challenger(registry: ModelRegistry, workdir: Path) -> None:
     champion = registry.get(MODEL, "champion")
     model = load_model(champion.path, champion.registered_sha256)
     last = model.network.mlp[-1]
+    assert isinstance(last, torch.nn.Linear)
     with torch.no_grad():
         last.weight.neg_()
         last.bias.neg_()
@@ -137,7 +164,7 @@ def champion_alone(rollout: Rollout) -> Rollout:
     """Each test starts from the champion alone (v2 still the challenger alias)."""
     rollout.registry.set_alias(MODEL, "challenger", "v2")
     rollout.plan()
-    wait_until(lambda: rollout.versions() == {"v1"}, 20, "the champion alone")
+    wait_until(rollout.serves, 30, "the champion alone")
     return rollout
 
 
@@ -149,13 +176,8 @@ def test_a_shadow_never_changes_an_answer_and_is_logged_beside_it(champion_alone
     rollout = champion_alone
     named = [{**r, "request_id": f"alone-{i}"} for i, r in enumerate(rollout.requests[:300])]
     alone = rollout.predict(named)
-    before = rollout.server.log().count("with v2 in shadow")
     rollout.plan(challenger="v2", mode="shadow")
-    wait_until(
-        lambda: rollout.server.log().count("with v2 in shadow") >= before + 2,
-        20,
-        "both workers in shadow",
-    )
+    wait_until(lambda: rollout.serves(shadow=True), 30, "both workers in shadow")
     again = rollout.predict([{**r, "request_id": f"shadow-{i}"} for i, r in enumerate(named)])
     assert [a["probability"] for a in again] == [a["probability"] for a in alone]
     assert {a["model_version"] for a in again} == {"v1"}
@@ -176,7 +198,7 @@ def test_a_shadow_never_changes_an_answer_and_is_logged_beside_it(champion_alone
 def test_a_canary_is_sticky_per_request_id(champion_alone: Rollout) -> None:
     rollout = champion_alone
     rollout.plan(challenger="v2", mode="canary", share=0.5)
-    wait_until(lambda: rollout.versions() == {"v1", "v2"}, 20, "the canary")
+    wait_until(lambda: rollout.serves(share=0.5), 30, "the canary")
     named = [{**r, "request_id": f"sticky-{i}"} for i, r in enumerate(rollout.requests[:400])]
     first = [a["model_version"] for a in rollout.predict(named)]
     second = [a["model_version"] for a in rollout.predict(named)]
@@ -243,7 +265,7 @@ def test_a_worse_canary_is_rolled_back_and_the_champion_keeps_serving(
     rollout = champion_alone
     started = rollout.cli("--mode", "canary", "--share", "0.5")
     assert (started["action"], started["canary_percent"]) == ("started", 50)
-    wait_until(lambda: rollout.versions() == {"v1", "v2"}, 20, "the canary")
+    wait_until(lambda: rollout.serves(share=0.5), 30, "the canary")
     answered = rollout.predict(
         [{**r, "request_id": f"canary-{i}"} for i, r in enumerate(rollout.requests)]
     )
@@ -262,6 +284,6 @@ def test_a_worse_canary_is_rolled_back_and_the_champion_keeps_serving(
     assert figures["auc_difference_high"] < 0
     assert "challenger" not in rollout.registry.aliases(MODEL)
     assert rollout.registry.aliases(MODEL)["champion"] == "v1"
-    wait_until(lambda: rollout.versions() == {"v1"}, 20, "the champion alone")
+    wait_until(rollout.serves, 30, "the champion alone")
     kinds = [(d.kind, d.outcome) for d in read_decisions(rollout.settings.registry_dir, MODEL)]
     assert kinds[-2:] == [("rollout", "started"), ("rollout", "rolled-back")]
