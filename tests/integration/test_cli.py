@@ -32,6 +32,7 @@ COMMANDS = [
     ["replay"],
     ["skew"],
     ["ingest"],
+    ["rollout"],
 ]
 
 
@@ -148,6 +149,9 @@ ERRORS = [
     (["skew", "--sample", "10"], "no logged predictions"),
     (["serve", "--workers", "0"], "--workers"),
     (["no-such-verb"], "no-such-verb"),
+    (["rollout", "--mode", "shadow"], "no challenger"),
+    (["rollout", "--evaluate", "--mode", "canary"], "--evaluate"),
+    (["rollout", "--share", "0.2"], "--share"),
 ]
 
 
