@@ -220,6 +220,44 @@ class Settings(BaseSettings):
     """``http://host:port`` of the Prometheus Pushgateway batch jobs push their gauges to;
     unset: no push."""
 
+    # Rollout (`loopline rollout`, docs/rollout.md): a challenger in shadow or canary beside
+    # the champion in every worker, promoted or rolled back on live metrics.
+
+    rollout_poll_s: float = Field(default=1.0, ge=0)
+    """How often each worker reads the rollout plan (0: never; only a registry-backed, unpinned
+    server serving ``champion`` follows it)."""
+
+    rollout_mode: Literal["shadow", "canary"] = "shadow"
+    """The mode ``loopline rollout --evaluate`` starts a new challenger in."""
+
+    rollout_share: float = Field(default=0.1, gt=0, le=1)
+    """Share of request ids a canary answers when ``--share`` is not given."""
+
+    rollout_min_labelled: int = Field(default=500, ge=10)
+    """Labelled predictions each version needs, with ``rollout_min_per_class`` of each
+    label, before the rollout decides."""
+
+    rollout_min_per_class: int = Field(default=20, ge=1)
+
+    rollout_max_labelled: int = Field(default=20000, ge=10)
+    """Labelled predictions per version after which an undecided comparison rolls back."""
+
+    rollout_auc_margin: float = Field(default=0.01, ge=0)
+    """Non-inferiority margin on ROC AUC: promote when the 95% interval of the challenger's
+    AUC minus the champion's lies above ``-margin``."""
+
+    rollout_bootstrap: int = Field(default=2000, ge=100)
+    """Bootstrap resamples of the AUC difference."""
+
+    rollout_max_fallback_increase: float = Field(default=0.01, ge=0)
+    """Largest increase of the share of answers with a ``fallback`` feature status allowed."""
+
+    rollout_max_p99_ratio: float = Field(default=1.5, ge=1)
+    """Largest ratio of the challenger's p99 latency (from the log) to the champion's..."""
+
+    rollout_p99_slack_ms: float = Field(default=5.0, ge=0)
+    """...plus this many milliseconds."""
+
     # Live events and ingest (docs/events.md): ``POST /events`` and direct ``XADD``s land on
     # an event stream that ``loopline ingest`` consumes, one consumer per shard.
 

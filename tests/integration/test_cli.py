@@ -33,6 +33,7 @@ COMMANDS = [
     ["skew"],
     ["ingest"],
     ["retrain"],
+    ["rollout"],
 ]
 
 
@@ -149,6 +150,9 @@ ERRORS = [
     (["skew", "--sample", "10"], "no logged predictions"),
     (["serve", "--workers", "0"], "--workers"),
     (["no-such-verb"], "no-such-verb"),
+    (["rollout", "--mode", "shadow"], "no challenger"),
+    (["rollout", "--evaluate", "--mode", "canary"], "--evaluate"),
+    (["rollout", "--share", "0.2"], "--share"),
 ]
 
 

@@ -17,6 +17,7 @@ from loopline.cli.common import JsonOption, settings_of
 from loopline.cli.live import ingest, replay, skew
 from loopline.cli.monitor import monitor
 from loopline.cli.retrain import retrain
+from loopline.cli.rollout import rollout
 from loopline.console import console, out, print_error, print_json, steps
 from loopline.errors import LooplineError, RegistryError
 from loopline.serving.cli import serve
@@ -39,6 +40,7 @@ app.command("skew")(skew)
 app.command("ingest")(ingest)
 app.command("monitor")(monitor)
 app.command("retrain")(retrain)
+app.command("rollout")(rollout)
 
 
 def _print_version(wanted: bool) -> None:

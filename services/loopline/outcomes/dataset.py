@@ -11,8 +11,14 @@ with ``read_labelled``. Columns:
 - the outcome's ``status`` (``on_time``, ``delayed``, ``cancelled``, ``diverted``, or
   ``expired``), ``outcome_timestamp``, ``arr_delay``, ``label_delay_s`` and the label (the
   spec's label name, e.g. ``delayed``; null where the status has no label);
+- ``latency_ms``: the answer's time in the server, from the log (null in older logs);
 - the request fields and the features as served, by name, and each feature view's status as
-  ``status_<view>``.
+  ``status_<view>``;
+- ``shadow``: true for a shadow challenger's row (docs/rollout.md): the same request as the
+  answered row of that ``request_id``, with the challenger's ``model_version``,
+  ``probability`` and ``decision``; never answered. Files written before the column existed
+  read as false. ``read_labelled`` leaves these rows out unless asked for them, so that every
+  other reader sees one row per answered prediction.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +62,22 @@ class Joined:
     arr_delay: float | None
     label: int | None
     """1 or 0; None for statuses without a label (cancelled, diverted, expired)."""
+    shadow: bool = False
+    """The shadow challenger's score of the request (``shadow_row``), not an answer."""
+
+    def with_shadow(self) -> list[Joined]:
+        """This row, and the shadow challenger's row of the same request when one scored it."""
+        scored = self.record.shadow
+        if scored is None:
+            return [self]
+        record = replace(
+            self.record,
+            model_version=scored.version,
+            probability=scored.probability,
+            decision=scored.decision,
+            shadow=None,
+        )
+        return [self, replace(self, record=record, shadow=True)]
 
     @property
     def label_delay_s(self) -> float | None:
@@ -111,6 +133,8 @@ class LabelledDataset:
             ("arr_delay", pa.float64()),
             (self._label, pa.int64()),
             ("label_delay_s", pa.float64()),
+            ("latency_ms", pa.float64()),
+            ("shadow", pa.bool_()),
         ]
         fields += [
             (name, _value_type([item.record.request.get(name) for item in joined]))
@@ -141,6 +165,8 @@ class LabelledDataset:
             "arr_delay": item.arr_delay,
             self._label: item.label,
             "label_delay_s": item.label_delay_s,
+            "latency_ms": record.latency_ms,
+            "shadow": item.shadow,
             **record.request,
         }
         values.update(
@@ -161,17 +187,27 @@ def _value_type(values: Sequence[Any]) -> pa.DataType:
 
 
 def read_labelled(
-    directory: Path, since: datetime | None = None, until: datetime | None = None
+    directory: Path,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    shadow: bool = False,
 ) -> pd.DataFrame:
     """The dataset's rows with ``event_timestamp`` in ``[since, until)``, each request once
-    (a join restarted on the same log writes a row again; the first is kept)."""
+    (a join restarted on the same log writes a row again; the first is kept). ``shadow``:
+    the shadow challengers' rows too (once per request and version; column ``shadow``)."""
     files = sorted(directory.glob(f"{PARTITION}=*/*.parquet"))
     if not files:
-        return pd.DataFrame(columns=["request_id", "event_timestamp"])
+        return pd.DataFrame(columns=["request_id", "event_timestamp", "shadow"])
     frame = pd.concat(
         [pq.read_table(path).to_pandas() for path in files], ignore_index=True, sort=False
     )
-    frame = frame.drop_duplicates("request_id", keep="first")
+    if "shadow" not in frame.columns:
+        frame["shadow"] = False
+    frame["shadow"] = frame["shadow"].fillna(False).astype(bool)
+    if not shadow:
+        frame = frame[~frame["shadow"]]
+    frame = frame.drop_duplicates(["request_id", "shadow"], keep="first")
     if since is not None:
         frame = frame[frame["event_timestamp"] >= pd.Timestamp(since)]
     if until is not None:

@@ -9,7 +9,9 @@ maximum label delay of world time (the latest outcome's time is the clock, so a 
 expires as it would have then). A prediction still waiting then is written as ``expired``: its
 outcome never came, and it is counted, not dropped. An outcome whose status has no label
 (``label.exclude_statuses``: cancelled, diverted) is written and counted but kept out of the
-metrics. An outcome no prediction was logged for is counted when it expires.
+metrics. An outcome no prediction was logged for is counted when it expires. A record that
+carries a shadow challenger's score is written as two rows, the answered one and the shadow's
+(``Joined.with_shadow``), so that the live metrics and the rollout see both versions.
 
 Joined rows are buffered and written to the labelled dataset every ``flush_rows`` rows or
 ``flush_s`` seconds, and enter the live metrics as they are written. A timer thread polls the
@@ -181,7 +183,7 @@ class OutcomeJoin:
     def _add(self, joined: Joined) -> None:
         if not self._buffer:
             self._buffered_since = time.monotonic()
-        self._buffer.append(joined)
+        self._buffer += joined.with_shadow()
 
     def _expire(self) -> None:
         if self._clock is None:

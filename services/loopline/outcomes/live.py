@@ -7,7 +7,8 @@ and the dataset agree: recomputing a gauge from the parquet gives the same numbe
 computed at scrape time from the rows in the window (a few thousand a day), never
 approximated: ROC AUC (Mann-Whitney, ties counted half), log loss (probabilities clipped as
 scikit-learn clips them), expected calibration error (equal-width bins), precision and recall
-of the decisions at the spec's threshold, and the mean label delay.
+of the decisions at the spec's threshold, and the mean label delay. A shadow challenger's rows
+(``Joined.shadow``) count for its own version, so both versions of a shadow rollout have gauges.
 """
 
 from __future__ import annotations

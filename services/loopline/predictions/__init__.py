@@ -11,7 +11,13 @@ readers     both sinks read back in time order, deduplicated by request id
 """
 
 from loopline.predictions.readers import Batch, PredictionStream, read_segments
-from loopline.predictions.record import PredictionRecord, RecordError, decode, encode
+from loopline.predictions.record import (
+    PredictionRecord,
+    RecordError,
+    ShadowScore,
+    decode,
+    encode,
+)
 from loopline.predictions.redis_sink import RedisShipper
 from loopline.predictions.writer import LogCounters, LogUnavailable, PredictionLog, Sink
 
@@ -24,6 +30,7 @@ __all__ = [
     "PredictionStream",
     "RecordError",
     "RedisShipper",
+    "ShadowScore",
     "Sink",
     "decode",
     "encode",

@@ -7,7 +7,13 @@ with one encoder and one decoder. A line is JSON (orjson), times in RFC 3339 UTC
     {"request_id": "…", "timestamp": "2026-…+00:00", "model": "flight-delay",
      "model_version": "v1", "endpoint": "predict", "event_timestamp": "2013-…+00:00",
      "id_field": "flight_id", "id_value": "2013-08-31-UA1545", "request": {…},
-     "features": {…}, "feature_status": {…}, "probability": 0.12, "decision": false}
+     "features": {…}, "feature_status": {…}, "probability": 0.12, "decision": false,
+     "latency_ms": 3.1, "shadow": {"version": "v2", "probability": 0.1, "decision": false}}
+
+``latency_ms`` and ``shadow`` came later and are optional: a line without them (an older log)
+decodes with None. ``shadow`` is the challenger's score of the same request when a shadow
+rollout runs (docs/rollout.md): the answer is the champion's, ``model_version`` and
+``probability`` are what was answered.
 """
 
 from __future__ import annotations
@@ -24,6 +30,15 @@ _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
 
 class RecordError(ValueError):
     """A line that is not a prediction record."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowScore:
+    """What the shadow challenger scored for the request (never answered)."""
+
+    version: str
+    probability: float
+    decision: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +65,16 @@ class PredictionRecord:
     """Per feature view: fresh, stale, missing or fallback."""
     probability: float
     decision: bool
+    latency_ms: float | None = None
+    """From the request's submission to the batcher until it was logged, in the server."""
+    shadow: ShadowScore | None = None
+    """The shadow challenger's score of the same request, when one ran."""
 
 
 FIELDS = tuple(field.name for field in fields(PredictionRecord))
+OPTIONAL = ("latency_ms", "shadow")
+"""Fields a line may lack (written by an older server)."""
+_REQUIRED = tuple(name for name in FIELDS if name not in OPTIONAL)
 _TIMES = ("timestamp", "event_timestamp")
 
 
@@ -69,7 +91,7 @@ def decode(line: bytes | str) -> PredictionRecord:
         raise RecordError(f"not JSON: {error}") from None
     if not isinstance(data, dict):
         raise RecordError("not a JSON object")
-    missing = [name for name in FIELDS if name not in data]
+    missing = [name for name in _REQUIRED if name not in data]
     if missing:
         raise RecordError(f"missing fields {missing}")
     try:
@@ -77,4 +99,11 @@ def decode(line: bytes | str) -> PredictionRecord:
             data[name] = datetime.fromisoformat(data[name])
     except (TypeError, ValueError) as error:
         raise RecordError(f"{name}: {error}") from None
-    return PredictionRecord(**{name: data[name] for name in FIELDS})
+    shadow = data.get("shadow")
+    if shadow is not None:
+        try:
+            data["shadow"] = ShadowScore(**shadow)
+        except TypeError as error:
+            raise RecordError(f"shadow: {error}") from None
+    values: dict[str, Any] = {name: data.get(name) for name in FIELDS}
+    return PredictionRecord(**values)

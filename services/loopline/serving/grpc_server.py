@@ -215,7 +215,7 @@ class InferenceServicer:
             outputs = oip.select(oip.outputs(runtime.views, predictions), requested)
             return pb.ModelInferResponse(
                 model_name=runtime.served.name,
-                model_version=runtime.served.version,
+                model_version=predictions[0].version if predictions else runtime.served.version,
                 id=request.id,
                 outputs=[
                     pb.ModelInferResponse.InferOutputTensor(

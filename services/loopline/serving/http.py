@@ -242,7 +242,7 @@ class PredictorApp:
         return {
             "request_id": prediction.request_id,
             "model": self.runtime.served.name,
-            "model_version": self._version,
+            "model_version": prediction.version,
             "probability": prediction.probability,
             "decision": prediction.decision,
             "threshold": self.runtime.served.spec.decision_threshold,
@@ -262,7 +262,9 @@ class PredictorApp:
             oip.to_rows(self.runtime.schema, request.tensors, request.request_id), "v2_infer"
         )
         tensors = oip.outputs(self.runtime.views, predictions)
-        body, binary_header = request.respond(self.runtime.served.name, self._version, tensors)
+        # A canary may answer some rows: the version that answered the first names the response.
+        version = predictions[0].version if predictions else self.runtime.served.version
+        body, binary_header = request.respond(self.runtime.served.name, version, tensors)
         if binary_header is None:
             return _Reply(200, body)
         headers = ((b"inference-header-content-length", binary_header),)

@@ -30,20 +30,21 @@ import psutil
 from loopline.errors import NotFound, Unavailable, clip
 from loopline.features.online import OnlineFeatures
 from loopline.features.online_plan import load_plan
-from loopline.model.artifact import load_model, read_reference_columns
+from loopline.model.artifact import read_reference_columns
 from loopline.predictions import LogUnavailable, PredictionLog, RedisShipper, Sink
 from loopline.serving.admission import Admission
 from loopline.serving.batching import MicroBatcher
 from loopline.serving.core import InferenceCore, Prediction
 from loopline.serving.metrics import ServingMetrics
+from loopline.serving.rollout_state import Models, RolloutWatcher, watches
 from loopline.serving.schema import TIMESTAMP, InputSchema, Limits, Row, Submission
-from loopline.serving.served import resolve_model
+from loopline.serving.scorer import Scorer
+from loopline.serving.served import ServedModel, resolve_model
 from loopline.settings import Settings
 
 logger = logging.getLogger(__name__)
 WARM_UP_RETRY_S = 1.0
 WARM_UP_ROWS = 8
-SELF_CHECK_ROWS = 2000
 
 
 class Runtime:
@@ -54,10 +55,10 @@ class Runtime:
         log: PredictionLog,
         metrics: ServingMetrics,
         warm_up: list[Row],
+        watcher: RolloutWatcher | None = None,
     ) -> None:
         self.settings = settings
         self.core = core
-        self.served = core.served
         self.schema = core.schema
         self.views = core.views
         self.metrics = metrics
@@ -73,6 +74,7 @@ class Runtime:
         )
         self._warm_up_rows = warm_up
         self._warm_up: asyncio.Task[None] | None = None
+        self._watcher = watcher
 
     @classmethod
     def load(cls, settings: Settings) -> Runtime:
@@ -82,10 +84,26 @@ class Runtime:
         metrics = ServingMetrics.create()
         metrics.forget_dead_workers()
         served = resolve_model(settings)
-        model = load_model(served.path, served.sha256)
+        champion = Scorer.load(served)
         plan = load_plan(settings, served.spec.feature_service)
         features = OnlineFeatures(plan, settings)
         schema = InputSchema.build(served.spec, plan, Limits.of(settings))
+
+        def compatible(other: ServedModel) -> None:
+            """A challenger must read the same features and request fields."""
+            if other.spec.feature_service != served.spec.feature_service or (
+                InputSchema.build(other.spec, plan, schema.limits).fields != schema.fields
+            ):
+                raise ValueError(
+                    f"{other.name} {other.version} reads other features or request fields "
+                    f"than {served.version}: it cannot be served beside it"
+                )
+
+        models = Models(champion)
+        watcher = None
+        if watches(settings):
+            watcher = RolloutWatcher(settings, compatible, models)
+            models = watcher.load()
         log = PredictionLog(
             settings.log_dir,
             fsync_ms=settings.prediction_log_fsync_ms,
@@ -94,11 +112,15 @@ class Runtime:
             counters=metrics,
             sink=_sink(settings, metrics),
         )
-        core = InferenceCore(served, model, features, schema, log, metrics)
-        reference = read_reference_columns(served.path, SELF_CHECK_ROWS)
-        core.self_check(reference)
+        core = InferenceCore(models, features, schema, log, metrics)
+        reference = read_reference_columns(served.path, WARM_UP_ROWS)
         metrics.model_info.labels(served.name, served.version, served.sha256).set(1)
-        return cls(settings, core, log, metrics, _warm_up_rows(reference, schema))
+        return cls(settings, core, log, metrics, _warm_up_rows(reference, schema), watcher)
+
+    @property
+    def served(self) -> ServedModel:
+        """The champion now serving (it changes when a rollout promotes)."""
+        return self.core.served
 
     @property
     def ready(self) -> bool:
@@ -111,6 +133,16 @@ class Runtime:
     async def start(self) -> None:
         self.log.open()
         self._warm_up = asyncio.create_task(self._warm_up_until_ready())
+        if self._watcher is not None:
+            self._watcher.start(self._swap)
+
+    def _swap(self, models: Models) -> None:
+        """Batches begun from now on are scored with ``models``; those in flight are not."""
+        before, self.core.models = self.core.served, models
+        champion = models.champion.served
+        if before.version != champion.version:
+            self.metrics.model_info.labels(before.name, before.version, before.sha256).set(0)
+        self.metrics.model_info.labels(champion.name, champion.version, champion.sha256).set(1)
 
     def on_warm(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` on the event loop once the warm-up has succeeded (after
@@ -128,6 +160,8 @@ class Runtime:
         durable."""
         if self._warm_up is not None:
             self._warm_up.cancel()
+        if self._watcher is not None:
+            self._watcher.stop()
         self.draining = True
         await self.batcher.drain()
         self.core.features.close()

@@ -84,6 +84,8 @@ class Submission:
 
     rows: list[Row]
     endpoint: str
+    received: float = field(default_factory=time.perf_counter)
+    """When it was submitted (``perf_counter``): the log's ``latency_ms`` counts from here."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from prometheus_client import CollectorRegistry
 from sklearn.metrics import log_loss, roc_auc_score
@@ -22,7 +23,7 @@ from loopline.outcomes import (
     read_labelled,
 )
 from loopline.outcomes.join import JoinMetrics
-from loopline.predictions import PredictionRecord, encode
+from loopline.predictions import PredictionRecord, ShadowScore, encode
 from loopline.spec import load_spec
 from tests.unit.predictions.records import record
 
@@ -202,3 +203,39 @@ def test_live_gauges_equal_sklearn_on_the_dataset_per_version_and_window(tmp_pat
             assert setup.sample("loopline_live_labelled", **labels) == len(inside)
             compared += len(inside)
     assert compared > 600  # the 24 h windows hold all 600, the 6 h ones some
+
+
+def test_a_shadow_score_joins_as_a_row_of_its_own_version(tmp_path: Path) -> None:
+    setup = Setup(tmp_path)
+    shadowed = [
+        replace(prediction(i, 0.2 + i / 10), shadow=ShadowScore("v2", 0.9 - i / 10, True))
+        for i in range(1, 5)
+    ]
+    setup.logged(shadowed)
+    setup.join.handle([outcome(i, "delayed" if i % 2 else "on_time") for i in range(1, 5)])
+    frame = setup.labelled()
+    assert frame["model_version"].tolist() == ["v1"] * 4  # the answers alone, by default
+    assert not frame["shadow"].any()
+    both = read_labelled(setup.join.dataset.directory, shadow=True)
+    shadow = both[both["shadow"]]
+    assert shadow["model_version"].tolist() == ["v2"] * 4
+    assert shadow["probability"].tolist() == pytest.approx([0.8, 0.7, 0.6, 0.5])
+    assert shadow["request_id"].tolist() == frame["request_id"].tolist()
+    assert shadow["delayed"].tolist() == frame["delayed"].tolist()
+    snapshot = setup.live.snapshot()
+    assert snapshot["v1", "24h"]["loopline_live_labelled"] == 4
+    assert snapshot["v2", "24h"]["loopline_live_labelled"] == 4
+    assert setup.sample("loopline_outcome_joined_total", model_version="v2", result="labelled") == 4
+
+
+def test_a_dataset_written_before_the_shadow_column_reads_as_answers(tmp_path: Path) -> None:
+    setup = Setup(tmp_path)
+    setup.logged([prediction(1, 0.8), prediction(2, 0.1)])
+    setup.join.handle([outcome(1, "delayed"), outcome(2, "on_time")])
+    setup.join.flush()
+    for path in setup.join.dataset.directory.rglob("*.parquet"):
+        table = pq.read_table(path)
+        pq.write_table(table.drop(["shadow", "latency_ms"]), path)
+    frame = read_labelled(setup.join.dataset.directory, shadow=True)
+    assert frame["shadow"].tolist() == [False, False]
+    assert frame["request_id"].tolist() == ["r1", "r2"]

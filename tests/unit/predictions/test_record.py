@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 import pytest
 
-from loopline.predictions import RecordError, decode, encode
+from loopline.predictions import RecordError, ShadowScore, decode, encode
 from loopline.predictions.record import FIELDS
 from tests.unit.predictions.records import record
 
@@ -51,4 +51,21 @@ def test_a_bad_time_names_its_field() -> None:
     data = orjson.loads(encode(record(0)))
     data["event_timestamp"] = "yesterday"
     with pytest.raises(RecordError, match="event_timestamp"):
+        decode(orjson.dumps(data))
+
+
+def test_a_line_of_an_older_server_decodes_without_latency_or_shadow() -> None:
+    data = orjson.loads(encode(record(3)))
+    del data["latency_ms"], data["shadow"]
+    decoded = decode(orjson.dumps(data))
+    assert decoded == record(3)
+    assert (decoded.latency_ms, decoded.shadow) == (None, None)
+
+
+def test_a_shadow_score_round_trips_and_a_bad_one_is_named() -> None:
+    shadowed = dataclasses.replace(record(4), latency_ms=2.5, shadow=ShadowScore("v2", 0.75, True))
+    assert decode(encode(shadowed)) == shadowed
+    data = orjson.loads(encode(shadowed))
+    data["shadow"] = {"version": "v2"}
+    with pytest.raises(RecordError, match="shadow"):
         decode(orjson.dumps(data))

@@ -37,7 +37,7 @@ class Model:
         self.events.append(f"model {batch[0].rows[0].client_id}")
         if self.fail:
             raise RuntimeError("model failed")
-        return [[Prediction(r.client_id or "", 0.5, True, {}) for r in s.rows] for s in batch]
+        return [[Prediction(r.client_id or "", 0.5, True, {}, "v1") for r in s.rows] for s in batch]
 
     async def _read(self) -> None:
         for _ in range(self.read_turns):

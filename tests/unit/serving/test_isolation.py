@@ -20,7 +20,9 @@ from loopline.model.network import TabularNet, TabularNetConfig
 from loopline.model.preprocessing import Preprocessor
 from loopline.serving.core import InferenceCore, Outcome
 from loopline.serving.metrics import ServingMetrics
+from loopline.serving.rollout_state import Models
 from loopline.serving.schema import InputSchema, Row, Submission
+from loopline.serving.scorer import Scorer
 from loopline.serving.served import ServedModel
 from loopline.spec import load_spec
 
@@ -81,7 +83,8 @@ def core(preprocessor: Preprocessor, plan: OnlinePlan, schema: InputSchema) -> I
     features: Any = Features(plan)
     log: Any = Log()
     model = TrainedModel(network, preprocessor)
-    return InferenceCore(served, model, features, schema, log, ServingMetrics.create())
+    models = Models(Scorer(served, model))
+    return InferenceCore(models, features, schema, log, ServingMetrics.create())
 
 
 def row(client_id: str, as_of: float = AS_OF, **change: Any) -> Row:

@@ -109,8 +109,8 @@ def test_malformed_tensors(
 
 def test_outputs_raw_form_is_what_tritonclient_reads() -> None:
     predictions = [
-        Prediction("id-1", 0.25, False, {"origin_weather": "fresh"}),
-        Prediction("id-2", 0.75, True, {"origin_weather": "stale"}),
+        Prediction("id-1", 0.25, False, {"origin_weather": "fresh"}, "v1"),
+        Prediction("id-2", 0.75, True, {"origin_weather": "stale"}, "v1"),
     ]
     outputs = {t.name: t for t in oip.outputs(["origin_weather"], predictions)}
     assert list(outputs) == ["request_id", "probability", "decision", "status_origin_weather"]
