@@ -42,6 +42,7 @@ __all__ = [
     "RegistryError",
     "RequestError",
     "RequestTimeout",
+    "RetrainError",
     "SettingsError",
     "SpecError",
     "Unauthorized",
