@@ -10,6 +10,7 @@ from typer._click.exceptions import UsageError
 
 from loopline.cli.common import JsonOption, settings_of
 from loopline.console import out, print_json
+from loopline.settings import Settings
 
 
 def rollout(
@@ -44,6 +45,7 @@ def rollout(
     Every decision exits 0; it is appended to the decision log."""
     from loopline.rollout.controller import evaluate as decide
     from loopline.rollout.controller import start
+    from loopline.rollout.inference_service import apply_to_inference_service
 
     settings = settings_of(ctx)
     name = model or settings.model_name
@@ -55,9 +57,19 @@ def rollout(
         result = decide(settings, name)
     else:
         result = start(settings, name, mode or settings.rollout_mode, share)
+    applied = apply_to_inference_service(settings, result)
+    pushed = _push_gauge(settings, name)
     if as_json:
-        print_json(result.as_dict())
+        patch = None if applied is None else {"action": applied.action, "patch": applied.patch}
+        print_json(result.as_dict() | {"inference_service": patch, "push": pushed})
         return
+    if applied is not None:
+        out.print(
+            f"InferenceService {applied.inference_service}: {applied.action} "
+            f"({applied.challenger_percent} % on the challenger, {applied.mode} mode)"
+        )
+    if pushed == "failed":
+        out.print("pushing the rollout gauge to LOOPLINE_PUSHGATEWAY_URL failed (logged)")
     if result.decision is None:
         out.print(f"{name}: no challenger to roll out; {result.champion or 'no champion'} serves")
         return
@@ -65,3 +77,13 @@ def rollout(
     out.print(f"{name}: {result.action} ({versions})")
     for reason in result.decision.reasons:
         out.print(f"  {reason}")
+
+
+def _push_gauge(settings: Settings, model: str) -> str:
+    """The model's rollout gauge, rebuilt from its decision log, to the Pushgateway (if set)."""
+    from loopline.pushgateway import push
+    from loopline.registry.decisions import read_decisions
+    from loopline.rollout.gauges import JOB, rollout_gauges
+
+    decisions = read_decisions(settings.registry_dir, model)
+    return push(settings.pushgateway_url, JOB, model, rollout_gauges(model, decisions))
