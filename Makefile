@@ -63,7 +63,7 @@ features: install ## feast apply + materialize history into the online store
 train: install ## Train MODEL (default flight-delay) and register it
 	$(BIN)/loopline train --model $(MODEL)
 
-demo: install ## The main job on embedded defaults: prepare → apply → materialize → train → replay Sep-Dec → skew (scripts/demo.sh)
+demo: install ## The main job on embedded defaults: prepare → apply → materialize → train → replay → skew → monitor → retrain → shadow → promote or roll back (scripts/demo.sh)
 	BIN=$(BIN) MODEL=$(MODEL) scripts/demo.sh
 
 serve: install ## Serve the champion (after make demo): HTTP on 3000, gRPC on 8081
