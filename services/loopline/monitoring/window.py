@@ -1,10 +1,10 @@
 """The live window: the champion's logged predictions of the last days, as columns.
 
-Records are read from whichever sink serving writes and folded into column arrays a chunk at a
-time (``ColumnFold``), so a million records never exist as objects at once: a numeric column is
-float64 (a missing value is NaN), a categorical one holds the values as served. The ``file``
-sink's segments are read straight into the fold (``fold_segments``: no record objects, about
-ten times faster, decisions.md §19); the ``redis`` sink's stream is read as records.
+Records are read from whichever sink serving writes into column arrays, so a million records
+never exist as objects at once: a numeric column is float64 (a missing value is NaN), a
+categorical one holds the values as served. The ``file`` sink's segments are read straight into
+columns (``read_columns``: pyarrow's JSON reader, no record objects, decisions.md §19); the
+``redis`` sink's stream is read as records and folded a chunk at a time (``ColumnFold``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pandas as pd
 from loopline.monitoring.drift import PREDICTION
 from loopline.monitoring.stattests import ColumnKind
 from loopline.predictions import PredictionRecord, PredictionStream, read_segments
-from loopline.predictions.columns import ColumnFold, fold_segments
+from loopline.predictions.columns import ColumnFold, Columns, read_columns
 from loopline.settings import Settings
 
 REQUEST_ID = "request_id"
@@ -49,13 +49,13 @@ def live_frame(
     settings: Settings, window: Window, model: str, version: str, columns: Mapping[str, ColumnKind]
 ) -> pd.DataFrame:
     """``window_frame`` of the window's records, from the sink serving writes."""
-    fold = _fold(model, version, columns)
     if settings.prediction_log_url is None:
-        fold_segments(settings.log_dir, fold, window.start, window.end)
-    else:
-        for record in logged(settings, window):
-            fold.add_record(record)
-    return _frame(fold, columns)
+        numeric, categorical = _kinds(columns)
+        folded = read_columns(
+            settings.log_dir, model, version, numeric, categorical, window.start, window.end
+        )
+        return _frame(folded, numeric, categorical, columns)
+    return window_frame(logged(settings, window), model, version, columns)
 
 
 def window_frame(
@@ -63,27 +63,28 @@ def window_frame(
 ) -> pd.DataFrame:
     """One row per record of ``model`` ``version``: request id, event time, probability and
     each of ``columns`` (a request field, else a served feature)."""
-    fold = _fold(model, version, columns)
+    numeric, categorical = _kinds(columns)
+    fold = ColumnFold(model, version, numeric, categorical)
     for record in records:
-        fold.add_record(record)
-    return _frame(fold, columns)
+        fold.add(record)
+    return _frame(fold.columns(), numeric, categorical, columns)
 
 
-def _fold(model: str, version: str, columns: Mapping[str, ColumnKind]) -> ColumnFold:
+def _kinds(columns: Mapping[str, ColumnKind]) -> tuple[list[str], list[str]]:
     numeric = [name for name, kind in columns.items() if kind == "numeric"]
-    categorical = [name for name, kind in columns.items() if kind == "categorical"]
-    return ColumnFold(model, version, numeric, categorical)
+    return numeric, [name for name, kind in columns.items() if kind == "categorical"]
 
 
-def _frame(fold: ColumnFold, columns: Mapping[str, ColumnKind]) -> pd.DataFrame:
-    folded = fold.columns()
+def _frame(
+    folded: Columns, numeric: list[str], categorical: list[str], columns: Mapping[str, ColumnKind]
+) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             REQUEST_ID: folded.request_ids,
-            EVENT_TIME: pd.to_datetime(folded.event_times, utc=True),
+            EVENT_TIME: pd.to_datetime(folded.event_times, unit="us", utc=True),
             PREDICTION: folded.numbers[:, -1],
-            **{name: folded.numbers[:, i] for i, name in enumerate(fold.numeric)},
-            **{name: folded.texts[:, i] for i, name in enumerate(fold.categorical)},
+            **{name: folded.numbers[:, i] for i, name in enumerate(numeric)},
+            **{name: folded.texts[:, i] for i, name in enumerate(categorical)},
         }
     )
     return frame[[REQUEST_ID, EVENT_TIME, PREDICTION, *columns]]
