@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 
@@ -50,12 +51,22 @@ def live_frame(
 ) -> pd.DataFrame:
     """``window_frame`` of the window's records, from the sink serving writes."""
     if settings.prediction_log_url is None:
-        numeric, categorical = _kinds(columns)
-        folded = read_columns(
-            settings.log_dir, model, version, numeric, categorical, window.start, window.end
-        )
-        return _frame(folded, numeric, categorical, columns)
+        return segments_frame(settings.log_dir, model, version, columns, window)
     return window_frame(logged(settings, window), model, version, columns)
+
+
+def segments_frame(
+    directory: Path,
+    model: str,
+    version: str,
+    columns: Mapping[str, ColumnKind],
+    window: Window | None = None,
+) -> pd.DataFrame:
+    """``window_frame(read_segments(directory, …))``, read without record objects."""
+    numeric, categorical = _kinds(columns)
+    since, until = (None, None) if window is None else (window.start, window.end)
+    folded = read_columns(directory, model, version, numeric, categorical, since, until)
+    return _frame(folded, numeric, categorical, columns)
 
 
 def window_frame(
