@@ -9,9 +9,11 @@ record later cost nothing). A row is accepted as is only where that cannot diffe
 the features but set in the request, or a NaN or infinity (a literal orjson refuses) is read
 again by ``_parse``, which checks a line as ``decode`` does. A segment pyarrow refuses (a torn
 or foreign line, a value of another type than the schema's, blank lines) is read line by line
-the same way. The one gap: a NaN literal in a field the monitor does not read; our encoder
-(orjson) never writes one. Records are then merged by ``timestamp`` (as ``heapq.merge`` does),
-kept in ``[since, until)``, each ``request_id`` once, and filtered to one model version.
+the same way. The gaps: a NaN literal in a field the monitor does not read, and a time that
+pyarrow parses and ``datetime.fromisoformat`` would not; our encoder (orjson, ``isoformat``)
+writes neither. (A record without ``id_value``, null, is one of the rows read again.) Records
+are then merged by ``timestamp`` (as ``heapq.merge`` does), kept in ``[since, until)``, each
+``request_id`` once, and filtered to one model version.
 
 ``ColumnFold`` folds ``PredictionRecord`` objects (the ``redis`` sink's) into the same columns.
 """
