@@ -97,12 +97,13 @@ def read_columns(
         starts = np.cumsum([0] + [len(part["stamp"]) for part in parts])
         runs = [enumerate(p["stamp"].tolist(), s) for p, s in zip(parts, starts, strict=False)]
         order = np.array([i for i, _ in heapq.merge(*runs, key=itemgetter(1))], dtype=np.int64)
-    rows = _take(rows, order)
     low = -np.inf if since is None else _micros(since)
     high = np.inf if until is None else _micros(until)
-    rows = _take(rows, (rows["stamp"] >= low) & (rows["stamp"] < high))
-    rows = _take(rows, ~pd.Series(rows["id"]).duplicated().to_numpy())
-    rows = _take(rows, (rows["model"] == model) & (rows["version"] == version))
+    stamps = rows["stamp"][order]
+    order = order[(stamps >= low) & (stamps < high)]
+    order = order[~pd.Series(rows["id"][order]).duplicated().to_numpy()]
+    order = order[(rows["model"][order] == model) & (rows["version"][order] == version)]
+    rows = _take(rows, order)  # the wide arrays are copied once
     return Columns(rows["id"], rows["event"], rows["numbers"], rows["texts"])
 
 
@@ -148,6 +149,8 @@ def _segment(path: Path, numeric: Sequence[str], categorical: Sequence[str]) -> 
         logger.info("%s: read line by line", path)
         return _lines(path, [*enumerate(lines, 1), *tail], numeric, categorical)
     rows, again = fast
+    if not again and not tail:
+        return rows
     rest = _lines(path, [*((n, lines[n - 1]) for n in again), *tail], numeric, categorical)
     both = _concat([rows, rest])
     return _take(both, np.argsort(both["line"], kind="stable"))
@@ -191,7 +194,7 @@ def _arrow(
         "line": np.arange(1, len(lines) + 1),
         "stamp": _stamps(table["timestamp"]),
         "event": _stamps(table["event_timestamp"]),
-        "id": _objects(table["request_id"]),
+        "id": np.asarray(table["request_id"].to_numpy(zero_copy_only=False), dtype=object),
         "model": _objects(table["model"]),
         "version": _objects(table["model_version"]),
         "numbers": block,
