@@ -6,7 +6,8 @@ shifted, written with the log's own encoder into four segment files as four serv
 would; and a 5,000-row reference sample drawn from the unshifted distribution. Not timed.
 
 Timed, in a child process whose peak RSS is read (``ru_maxrss``): reading the window back
-(``read_segments``: decode, merge, dedupe), folding it into columns, the drift of every column
+into columns as the monitor does for the file sink (``segments_frame``: pyarrow's JSON reader,
+merge, dedupe), the drift of every column
 (``stattests``, every row), and Evidently's HTML report on the ``monitor_report_rows`` sample.
 Then, in another child, Evidently's own scores on the whole million (its ``ValueDrift`` metric
 per column, the one ``DataDriftPreset`` generates, without the preset's dataset tables, which
@@ -36,8 +37,8 @@ from harness import ROOT, write_results
 from loopline.monitoring.drift import Reference, compute_drift
 from loopline.monitoring.report import run_report
 from loopline.monitoring.stattests import ColumnKind
-from loopline.monitoring.window import window_frame
-from loopline.predictions import PredictionRecord, encode, read_segments
+from loopline.monitoring.window import segments_frame
+from loopline.predictions import PredictionRecord, encode
 from loopline.settings import Settings
 from loopline.spec import DriftSpec
 
@@ -113,7 +114,7 @@ def monitor_phase(directory: Path) -> dict[str, Any]:
 
     timings["import_evidently_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    current = window_frame(read_segments(directory), "bench", "v1", COLUMNS)
+    current = segments_frame(directory, "bench", "v1", COLUMNS)
     timings["read_and_fold_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
     drift = compute_drift(Reference(reference, COLUMNS), current, SPEC)
@@ -135,7 +136,7 @@ def monitor_phase(directory: Path) -> dict[str, Any]:
 
 def evidently_phase(directory: Path) -> dict[str, Any]:
     reference = generated(5000, 1, shifted=False)
-    current = window_frame(read_segments(directory), "bench", "v1", COLUMNS)
+    current = segments_frame(directory, "bench", "v1", COLUMNS)
     clock = time.perf_counter()
     drift = run_report(
         reference, current, COLUMNS, SPEC, name="full", timestamp=START, scores_only=True

@@ -209,7 +209,9 @@ class Settings(BaseSettings):
 
     monitor_report_rows: int = Field(default=50_000, ge=1000)
     """Rows of the window Evidently's HTML report is built on: a window above this is shown
-    as a seeded sample (the decision always reads every row)."""
+    as a seeded sample (the decision always reads every row). 50,000 keeps the report's scores
+    within 0.01 of the decision's (10,000: 0.023, against a 0.1 threshold) for about the same
+    time: the report's cost is Evidently's, hardly the rows' (docs/monitoring.md, "Reports")."""
 
     monitor_reports_dir: Path | None = Field(
         default=None, validation_alias=AliasChoices("loopline_reports_dir", "monitor_reports_dir")

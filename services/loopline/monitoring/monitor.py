@@ -25,7 +25,7 @@ from loopline.monitoring.gauges import JOB, monitor_gauges
 from loopline.monitoring.performance import WindowPerformance, live_performance
 from loopline.monitoring.report import WORKSPACE, run_report
 from loopline.monitoring.stattests import ColumnKind
-from loopline.monitoring.window import Window, logged, window_frame
+from loopline.monitoring.window import Window, live_frame
 from loopline.pushgateway import PushOutcome, push
 from loopline.registry import ModelRegistry, ModelVersion
 from loopline.registry.decisions import Decision, record_decision
@@ -129,7 +129,7 @@ def run_monitor(
     version = ModelRegistry(settings.registry_dir).get(spec.name, "champion")
     columns = model_columns(spec, version)
     reference = Reference(champion_reference(settings, version), columns)
-    current = window_frame(logged(settings, window), spec.name, version.version, columns)
+    current = live_frame(settings, window, spec.name, version.version, columns)
     delay = timedelta(hours=settings.outcome_max_delay_hours)
     performance = live_performance(
         current, settings.labelled_dir, spec.label.name, delay, spec.drift.min_rows

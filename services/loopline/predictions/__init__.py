@@ -8,6 +8,7 @@ record      the typed record, its encoder and decoder
 writer      write-ahead segment files, fsync thread, the bounded queue
 redis_sink  segments shipped to a Redis Stream, then deleted
 readers     both sinks read back in time order, deduplicated by request id
+columns     the file sink's segments read straight into the monitor's columns (pyarrow)
 """
 
 from loopline.predictions.readers import Batch, PredictionStream, read_segments
