@@ -104,9 +104,25 @@ loop_step() {
 
 step_monitor() { loop_step monitor monitor --model "$MODEL"; }
 step_retrain() { loop_step retrain retrain --model "$MODEL"; }
-step_rollout() { loop_step rollout rollout --model "$MODEL" --mode shadow; }
+has_challenger() { loopline models show "$MODEL" --version challenger --json >/dev/null 2>&1; }
+
+# A challenger the gate held back is not rolled out: December is then served by the champion
+# alone, and the summary shows the gate's reasons.
+step_rollout() {
+    if has_challenger; then
+        loop_step rollout rollout --model "$MODEL" --mode shadow
+    else
+        echo "no challenger: the gate held the retrained version back (reasons above); no rollout"
+    fi
+}
 step_shadow() { replay_span "$SHADOW_FROM" "$REPLAY_TO" replay-shadow; }
-step_evaluate() { loop_step evaluate rollout --model "$MODEL" --evaluate; }
+step_evaluate() {
+    if has_challenger; then
+        loop_step evaluate rollout --model "$MODEL" --evaluate
+    else
+        echo "no challenger in rollout: nothing to evaluate"
+    fi
+}
 step_summary() { "$BIN/python" scripts/demo_summary.py "$DEMO_OUT" "${LOOPLINE_HOME:-.loopline}/registry" "$MODEL"; }
 
 for name in "${STEPS[@]}"; do

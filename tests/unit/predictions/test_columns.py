@@ -13,6 +13,7 @@ import pytest
 
 from loopline.predictions import encode, read_segments
 from loopline.predictions.columns import ColumnFold, Columns, read_columns
+from loopline.predictions.record import ShadowScore
 from loopline.predictions.writer import SUFFIX
 from tests.unit.predictions.records import START, record
 
@@ -26,7 +27,7 @@ def line(i: int, **changes: object) -> bytes:
 
 def with_unknown_key(i: int) -> bytes:
     data = orjson.loads(encode(record(i)))
-    data["shadow"] = {"version": "v2", "probability": 0.5}
+    data["a_later_field"] = {"version": "v2", "probability": 0.5}
     return orjson.dumps(data) + b"\n"
 
 
@@ -63,6 +64,7 @@ def segments(tmp_path: Path) -> Path:
         + b'{"timestamp": 1}\n'
         + b"[1, 2]\n"
         + line(11)
+        + line(16, latency_ms=3.1, shadow=ShadowScore("v2", 0.1, False))  # a shadow's record
     )
     (tmp_path / "ignored.json").write_bytes(line(12))
     return tmp_path
@@ -105,7 +107,7 @@ def test_bad_lines_duplicates_other_models_and_the_window_are_handled(
 ) -> None:
     with caplog.at_level(logging.INFO, "loopline.predictions.columns"):
         got = folded_lines(segments, "v1", since=START, until=START + timedelta(days=1))
-    assert got.request_ids.tolist() == ["r0", "r1", "r4", "r5", "r6", "r11", "r13"]
+    assert got.request_ids.tolist() == ["r0", "r1", "r4", "r5", "r6", "r11", "r13", "r16"]
     assert got.numbers[2].tolist() == [1400.0, 3.0, 1.5, 0.125 + 4 / 1e4]
     assert np.isnan(got.numbers[3, :3]).all()  # a name in neither the request nor the features
     assert got.texts[2].tolist() == ["UA", 9, "EWR"]  # the features win over the request
