@@ -37,7 +37,9 @@ def rows(directory: Path) -> list[tuple[str, str]]:
     if monitor:
         summary = monitor["summary"]
         drifted = ", ".join(summary.get("drifted_features") or []) or "none"
-        table.append(("drift share", f"{summary.get('drift_share')} (drifted: {drifted})"))
+        share = summary.get("drift_share")
+        shown = "n/a" if share is None else f"{share:.3f}"
+        table.append(("drift share", f"{shown} (drifted: {drifted})"))
         table.append(("drift report", str(summary.get("report"))))
     retrain = load(directory, "retrain")
     if retrain:
