@@ -13,12 +13,12 @@ from rich.table import Table
 # typer 0.29 runs its own copy of click; these are the exceptions its parser raises.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
-from loopline.cli.common import JsonOption, settings_of
+from loopline.cli.common import JsonOption, epoch_printer, settings_of
 from loopline.cli.live import ingest, replay, skew
 from loopline.cli.monitor import monitor
 from loopline.cli.retrain import retrain
 from loopline.cli.rollout import rollout
-from loopline.console import console, out, print_error, print_json, steps
+from loopline.console import out, print_error, print_json, steps
 from loopline.errors import LooplineError, RegistryError
 from loopline.serving.cli import serve
 from loopline.settings import load_settings
@@ -166,14 +166,7 @@ def train(
             settings_of(ctx),
             spec,
             progress=advance,
-            on_epoch=lambda r: (
-                console.print(
-                    f"  epoch {r.epoch}: loss {r.train_loss:.4f}, validation ROC AUC "
-                    f"{r.validation_roc_auc:.4f}"
-                )
-                if not as_json
-                else None
-            ),
+            on_epoch=epoch_printer(as_json),
         )
     summary = {
         **outcome.version.to_summary(),

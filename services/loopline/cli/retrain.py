@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from loopline.cli.common import JsonOption, settings_of
-from loopline.console import console, out, print_json, steps
+from loopline.cli.common import JsonOption, epoch_printer, settings_of
+from loopline.console import out, print_json, steps
 
 
 def retrain(
@@ -32,14 +32,7 @@ def retrain(
             settings_of(ctx),
             spec,
             progress=advance,
-            on_epoch=lambda r: (
-                console.print(
-                    f"  epoch {r.epoch}: loss {r.train_loss:.4f}, validation ROC AUC "
-                    f"{r.validation_roc_auc:.4f}"
-                )
-                if not as_json
-                else None
-            ),
+            on_epoch=epoch_printer(as_json),
         )
     summary = outcome.summary()
     if as_json:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
@@ -36,17 +36,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from loopline.predictions.record import PredictionRecord, RecordError
+from loopline.predictions.record import REQUIRED, PredictionRecord, RecordError, parse
 from loopline.predictions.writer import SUFFIX
 
 logger = logging.getLogger(__name__)
-REQUIRED = tuple(
-    f.name
-    for f in fields(PredictionRecord)
-    if f.default is MISSING and f.default_factory is MISSING
-)
-"""The fields ``decode`` requires: those without a default."""
-_TIMES = ("timestamp", "event_timestamp")
 _TIME = pa.timestamp("us", tz="UTC")
 _TOP = {"timestamp": _TIME, "event_timestamp": _TIME, "probability": pa.float64()}
 _TOP |= {"decision": pa.bool_(), "feature_status": pa.struct([])}
@@ -239,23 +232,9 @@ def _lines(
 
 
 def _parse(line: bytes) -> tuple[datetime, datetime, dict[str, Any]]:
-    """A line's times and dict, checked as ``record.decode`` checks it."""
-    try:
-        data = orjson.loads(line)
-    except orjson.JSONDecodeError as error:
-        raise RecordError(f"not JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise RecordError("not a JSON object")
-    missing = [name for name in REQUIRED if name not in data]
-    if missing:
-        raise RecordError(f"missing fields {missing}")
-    times = []
-    for name in _TIMES:
-        try:
-            times.append(datetime.fromisoformat(data[name]))
-        except (TypeError, ValueError) as error:
-            raise RecordError(f"{name}: {error}") from None
-    return times[0], times[1], data
+    """A line's times and fields, checked as ``record.decode`` checks them."""
+    data = parse(line)
+    return data["timestamp"], data["event_timestamp"], data
 
 
 def _fields(record: PredictionRecord) -> dict[str, Any]:

@@ -74,8 +74,8 @@ class PredictionRecord:
 FIELDS = tuple(field.name for field in fields(PredictionRecord))
 OPTIONAL = ("latency_ms", "shadow")
 """Fields a line may lack (written by an older server)."""
-_REQUIRED = tuple(name for name in FIELDS if name not in OPTIONAL)
-_TIMES = ("timestamp", "event_timestamp")
+REQUIRED = tuple(name for name in FIELDS if name not in OPTIONAL)
+TIMES = ("timestamp", "event_timestamp")
 
 
 def encode(record: PredictionRecord) -> bytes:
@@ -83,22 +83,30 @@ def encode(record: PredictionRecord) -> bytes:
     return orjson.dumps(record, option=_OPTIONS)
 
 
-def decode(line: bytes | str) -> PredictionRecord:
-    """The record of one log line; ``RecordError`` names what is wrong with it."""
+def parse(line: bytes | str) -> dict[str, Any]:
+    """A log line's fields, checked as ``decode`` checks them: a JSON object holding every
+    required field, its two times as ``datetime`` (the rest as JSON gives them). ``decode``
+    builds the record from it; the columnar reader (``columns``) reads columns from it."""
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as error:
         raise RecordError(f"not JSON: {error}") from None
     if not isinstance(data, dict):
         raise RecordError("not a JSON object")
-    missing = [name for name in _REQUIRED if name not in data]
+    missing = [name for name in REQUIRED if name not in data]
     if missing:
         raise RecordError(f"missing fields {missing}")
     try:
-        for name in _TIMES:
+        for name in TIMES:
             data[name] = datetime.fromisoformat(data[name])
     except (TypeError, ValueError) as error:
         raise RecordError(f"{name}: {error}") from None
+    return data
+
+
+def decode(line: bytes | str) -> PredictionRecord:
+    """The record of one log line; ``RecordError`` names what is wrong with it."""
+    data = parse(line)
     shadow = data.get("shadow")
     if shadow is not None:
         try:
