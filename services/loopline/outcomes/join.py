@@ -90,7 +90,7 @@ class OutcomeJoin:
         self._source = source
         self.dataset = dataset
         self.live = live
-        self._metrics = metrics
+        self.metrics = metrics
         self._max_delay = max_delay
         self._flush_rows = flush_rows
         self._flush_s = flush_s
@@ -141,7 +141,7 @@ class OutcomeJoin:
 
     def _outcome(self, event: Event) -> None:
         key = event.keys[self._id_field]
-        self._metrics.outcomes.labels(str(event.payload.get("status"))).inc()
+        self.metrics.outcomes.labels(str(event.payload.get("status"))).inc()
         if key in self._outcomes:
             return  # a second outcome of the same request: the first one stands
         if self._clock is None or event.event_timestamp > self._clock:
@@ -154,7 +154,7 @@ class OutcomeJoin:
     def _poll(self) -> None:
         for record in self._source.poll():
             if record.id_value is None:
-                self._metrics.unjoinable.inc()
+                self.metrics.unjoinable.inc()
             elif record.id_value in self._outcomes:
                 event, _ = self._outcomes[record.id_value]
                 self._outcomes[record.id_value] = (event, True)
@@ -162,7 +162,7 @@ class OutcomeJoin:
             else:
                 self._waiting.setdefault(record.id_value, []).append(record)
         self._expire()
-        self._metrics.pending.set(sum(len(r) for r in self._waiting.values()))
+        self.metrics.pending.set(sum(len(r) for r in self._waiting.values()))
         due = self._buffer and time.monotonic() - self._buffered_since >= self._flush_s
         if due or len(self._buffer) >= self._flush_rows:
             self._write()
@@ -197,7 +197,7 @@ class OutcomeJoin:
         for key in old:
             _, joined = self._outcomes.pop(key)
             if not joined:
-                self._metrics.unmatched.inc()
+                self.metrics.unmatched.inc()
 
     def _write(self) -> None:
         if not self._buffer:
@@ -214,4 +214,4 @@ class OutcomeJoin:
                 result = "expired"
             else:
                 result = "excluded" if item.label is None else "labelled"
-            self._metrics.joined.labels(item.record.model_version, result).inc()
+            self.metrics.joined.labels(item.record.model_version, result).inc()
