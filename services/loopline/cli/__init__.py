@@ -13,7 +13,7 @@ from rich.table import Table
 # typer 0.29 runs its own copy of click; these are the exceptions its parser raises.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
-from loopline.cli.common import JsonOption, epoch_printer, settings_of
+from loopline.cli.common import JsonOption, ModelOption, epoch_printer, settings_of
 from loopline.cli.live import ingest, replay, skew
 from loopline.cli.monitor import monitor
 from loopline.cli.retrain import retrain
@@ -151,9 +151,7 @@ def features_materialize(
 @app.command("train")
 def train(
     ctx: typer.Context,
-    model: Annotated[
-        str, typer.Option(help="Model spec name or path to a spec YAML.")
-    ] = "flight-delay",
+    model: ModelOption = "flight-delay",
     as_json: JsonOption = False,
 ) -> None:
     """Train on a point-in-time training set, evaluate on the holdout, register the version."""

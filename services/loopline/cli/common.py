@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # the model package imports torch: only the training verbs lo
     from loopline.model.train import EpochReport
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+ModelOption = Annotated[str, typer.Option(help="Model spec name or path to a spec YAML.")]
+"""``--model``, for the verbs that read a model's spec (default: the shipped flight-delay)."""
 
 
 def settings_of(ctx: typer.Context) -> Settings:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from typer._click.exceptions import UsageError
 
-from loopline.cli.common import JsonOption, settings_of
+from loopline.cli.common import JsonOption, ModelOption, settings_of
 from loopline.console import console, out, print_json
 from loopline.errors import SettingsError
 
@@ -25,7 +25,7 @@ def replay(
         float | None, typer.Option(min=0.001, help="Times real time (default 3600).")
     ] = None,
     fastest: Annotated[bool, typer.Option("--max", help="As fast as the server answers.")] = False,
-    model: Annotated[str, typer.Option(help="Model spec name or path.")] = "flight-delay",
+    model: ModelOption = "flight-delay",
     as_json: JsonOption = False,
 ) -> None:
     """Replay the live period's events and prediction requests, in time order, against the
@@ -67,7 +67,7 @@ def replay(
 def skew(
     ctx: typer.Context,
     sample: Annotated[int, typer.Option(min=1, help="Logged predictions to check.")] = 1000,
-    model: Annotated[str, typer.Option(help="Model spec name or path.")] = "flight-delay",
+    model: ModelOption = "flight-delay",
     as_json: JsonOption = False,
 ) -> None:
     """Compare the features logged predictions were served with to Feast's point-in-time

@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from loopline.cli.common import JsonOption, settings_of
+from loopline.cli.common import JsonOption, ModelOption, settings_of
 from loopline.console import out, print_json
 from loopline.settings import Settings
 
 
 def monitor(
     ctx: typer.Context,
-    model: Annotated[str, typer.Option(help="Model spec name or path.")] = "flight-delay",
+    model: ModelOption = "flight-delay",
     window_days: Annotated[
         float | None,
         typer.Option(

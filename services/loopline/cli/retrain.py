@@ -3,19 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
-from loopline.cli.common import JsonOption, epoch_printer, settings_of
+from loopline.cli.common import JsonOption, ModelOption, epoch_printer, settings_of
 from loopline.console import out, print_json, steps
 
 
 def retrain(
     ctx: typer.Context,
-    model: Annotated[
-        str, typer.Option(help="Model spec name or path to a spec YAML.")
-    ] = "flight-delay",
+    model: ModelOption = "flight-delay",
     as_json: JsonOption = False,
 ) -> None:
     """Train a challenger on the spec's sliding window (history and the live requests labelled

@@ -25,12 +25,18 @@ from loopline.spec import ModelSpec
 
 @dataclass(frozen=True)
 class TrainOutcome:
-    version: ModelVersion
-    gate: GateDecision
-    """The promotion gate's decision: the alias set (None when held back) and why."""
-    seconds: dict[str, float]
     registered: Registered
     """Everything the registration step knew: checks, the champion's score, the decision."""
+    seconds: dict[str, float]
+
+    @property
+    def version(self) -> ModelVersion:
+        return self.registered.version
+
+    @property
+    def gate(self) -> GateDecision:
+        """The promotion gate's decision: the alias set (None when held back) and why."""
+        return self.registered.gate
 
 
 def _utc(day: date) -> datetime:
@@ -59,4 +65,4 @@ def run_training(
     fitted = fit(settings, spec, dataset, splits, laps, on_epoch)
     registered = gate_and_register(settings, spec, dataset, splits, fitted)
     laps("evaluate and register")
-    return TrainOutcome(registered.version, registered.gate, laps.seconds, registered)
+    return TrainOutcome(registered, laps.seconds)
