@@ -92,6 +92,7 @@ class MemoryEventStream:
                 del seen[event_id]
             self._offline[shard].extend(commit.offline)
             self._ack(shard, commit.acked)
+            self._changed.notify_all()
 
     def offline_count(self, shard: int) -> int:
         with self._changed:
@@ -114,6 +115,16 @@ class MemoryEventStream:
             head, delivered = queue[-1], self._delivered.get(shard, 0)
             behind = queue[delivered - 1] if delivered else queue[0]
             return Backlog(len(queue), head.added_at - behind.added_at)
+
+    def wait_drained(self, timeout_s: float) -> bool:
+        """Block until the input and every shard have no entry left (each applied and
+        acknowledged), woken by the commits themselves rather than polling; False on timeout."""
+
+        def idle() -> bool:
+            return not self._input and not any(self._shards)
+
+        with self._changed:
+            return self._changed.wait_for(idle, timeout_s)
 
     def close(self) -> None:
         """Nothing to release."""

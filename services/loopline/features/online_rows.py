@@ -2,15 +2,21 @@
 
 ``provider.ingest_df`` builds a pandas frame into an Arrow table and converts its columns; for
 the few dozen rows of an ingest batch that costs far more than the write itself (docs/decisions.md,
-17). ``online_rows`` takes the rows as they are (dicts of Python values), gives each column to
+20). ``online_rows`` takes the rows as they are (dicts of Python values), gives each column to
 Feast's value converter (``python_values_to_proto_values``) as the numpy array Arrow would have
 handed it (floats with NaN for null, int64, objects), and builds the entity keys and naive UTC
 timestamps as ``_convert_arrow_fv_to_proto`` does. A test holds the result equal to Feast's.
+
+For the scalar types ingest writes (doubles, floats, integers, strings) the converter's rule is
+short: null (None, NaN) is an empty ``Value``, anything else sets the type's one field. It is
+applied here directly (``_SCALARS``), which is 6x faster than the general converter's per-value
+checks (a third of an ingest batch's CPU); other types go to Feast's converter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,19 +31,34 @@ from feast.value_type import ValueType
 OnlineRow = tuple[EntityKey, dict[str, Value], datetime, datetime | None]
 """(entity key, feature values, event time, created time: none here)."""
 
-_NUMPY = {ValueType.DOUBLE: np.float64, ValueType.FLOAT: np.float32, ValueType.INT64: np.int64}
-"""The numpy dtype Arrow gives Feast a column of each value type in (others: objects)."""
+_SCALARS: dict[ValueType, tuple[str, Callable[[Any], Any]]] = {
+    ValueType.DOUBLE: ("double_val", float),
+    ValueType.FLOAT: ("float_val", float),
+    ValueType.INT64: ("int64_val", int),
+    ValueType.INT32: ("int32_val", int),
+    ValueType.STRING: ("string_val", str),
+}
+"""The value types converted here, with the field Feast sets and its cast (``type_map``'s
+``PYTHON_SCALAR_VALUE_TYPE_TO_PROTO_VALUE``)."""
+
+
+def _null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _column(values: list[Any], kind: ValueType) -> list[Value]:
-    dtype = _NUMPY.get(kind)
-    if dtype is np.float64 or dtype is np.float32:
-        values = [np.nan if v is None else v for v in values]
-    array = np.array(values, dtype=dtype if dtype is not None else object)
+    scalar = _SCALARS.get(kind)
+    if scalar is not None:
+        name, cast = scalar
+        return [Value() if _null(v) else Value(**{name: cast(v)}) for v in values]
+    array = np.array(values, dtype=object)  # as Arrow hands Feast any other column
     return python_values_to_proto_values(array, kind)  # type: ignore[arg-type]
 
 
 def _naive_utc(moment: object) -> datetime:
+    if isinstance(moment, datetime) and not isinstance(moment, pd.Timestamp):
+        aware = moment.tzinfo is not None
+        return moment.astimezone(UTC).replace(tzinfo=None) if aware else moment
     stamp = pd.Timestamp(moment)
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert(UTC).tz_localize(None)

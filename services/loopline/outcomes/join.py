@@ -14,12 +14,15 @@ carries a shadow challenger's score is written as two rows, the answered one and
 (``Joined.with_shadow``), so that the live metrics and the rollout see both versions.
 
 Joined rows are buffered and written to the labelled dataset every ``flush_rows`` rows or
-``flush_s`` seconds, and enter the live metrics as they are written. A timer thread polls the
-log and flushes between outcomes, so the last rows of a burst are not left in memory.
+``flush_s`` seconds, and enter the live metrics as they are written. The join's own thread
+writes them, outside the lock ``handle`` takes, so ingest never waits for a parquet write; it
+also polls the log between outcomes, so the last rows of a burst are not left in memory.
+Expiry keeps heaps by time, so a poll costs what arrived, not what waits.
 """
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections.abc import Sequence
@@ -95,13 +98,20 @@ class OutcomeJoin:
         self._flush_rows = flush_rows
         self._flush_s = flush_s
         self._lock = threading.Lock()
+        self._writing = threading.Lock()
+        """Held by the one writer of the moment (the join's thread, or ``flush``)."""
         self._waiting: dict[str, list[PredictionRecord]] = {}
+        self._waiting_count = 0
+        self._waiting_due: list[tuple[datetime, str]] = []
+        """Heap of (first waiting record's time, request id); entries left stale are skipped."""
         self._outcomes: dict[str, tuple[Event, bool]] = {}
         """Outcomes by request id, kept for predictions logged later; True once joined."""
+        self._outcomes_due: list[tuple[datetime, str]] = []
         self._buffer: list[Joined] = []
         self._buffered_since = 0.0
         self._clock: datetime | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._timer: threading.Thread | None = None
 
     def handle(self, outcomes: Sequence[Event]) -> None:
@@ -113,13 +123,19 @@ class OutcomeJoin:
             self._poll()
 
     def tick(self) -> None:
-        """Read the log, expire and flush when due; the timer calls it every ``flush_s``."""
-        with self._lock:
-            self._poll()
+        """Read the log, expire, and write when due; the join's thread calls it every
+        ``flush_s``, and as soon as ``flush_rows`` are buffered."""
+        with self._writing:
+            with self._lock:
+                self._poll()
+                due = self._buffer and time.monotonic() - self._buffered_since >= self._flush_s
+                if not due and len(self._buffer) < self._flush_rows:
+                    return
+            self._write()
 
     def flush(self) -> None:
         """Write what is buffered now."""
-        with self._lock:
+        with self._writing:
             self._write()
 
     def start(self) -> OutcomeJoin:
@@ -128,16 +144,20 @@ class OutcomeJoin:
         return self
 
     def close(self) -> None:
-        """Stop the timer and write what is buffered (predictions still waiting stay unwritten:
-        their outcome may come after a restart)."""
+        """Stop the join's thread and write what is buffered (predictions still waiting stay
+        unwritten: their outcome may come after a restart)."""
         self._stop.set()
+        self._wake.set()
         if self._timer is not None:
             self._timer.join()
         self.flush()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._flush_s):
-            self.tick()
+        while not self._stop.is_set():
+            self._wake.wait(self._flush_s)
+            self._wake.clear()
+            if not self._stop.is_set():
+                self.tick()
 
     def _outcome(self, event: Event) -> None:
         key = event.keys[self._id_field]
@@ -147,7 +167,9 @@ class OutcomeJoin:
         if self._clock is None or event.event_timestamp > self._clock:
             self._clock = event.event_timestamp
         records = self._waiting.pop(key, [])
+        self._waiting_count -= len(records)
         self._outcomes[key] = (event, bool(records))
+        heapq.heappush(self._outcomes_due, (event.event_timestamp, key))
         for record in records:
             self._join(record, event)
 
@@ -160,12 +182,15 @@ class OutcomeJoin:
                 self._outcomes[record.id_value] = (event, True)
                 self._join(record, event)
             else:
-                self._waiting.setdefault(record.id_value, []).append(record)
+                waiting = self._waiting.setdefault(record.id_value, [])
+                if not waiting:
+                    heapq.heappush(self._waiting_due, (record.event_timestamp, record.id_value))
+                waiting.append(record)
+                self._waiting_count += 1
         self._expire()
-        self.metrics.pending.set(sum(len(r) for r in self._waiting.values()))
-        due = self._buffer and time.monotonic() - self._buffered_since >= self._flush_s
-        if due or len(self._buffer) >= self._flush_rows:
-            self._write()
+        self.metrics.pending.set(self._waiting_count)
+        if len(self._buffer) >= self._flush_rows:
+            self._wake.set()
 
     def _join(self, record: PredictionRecord, event: Event) -> None:
         status = str(event.payload["status"])
@@ -189,24 +214,35 @@ class OutcomeJoin:
         if self._clock is None:
             return
         oldest = self._clock - self._max_delay
-        late = [k for k, records in self._waiting.items() if records[0].event_timestamp < oldest]
-        for key in late:
-            for record in self._waiting.pop(key):
+        while self._waiting_due and self._waiting_due[0][0] < oldest:
+            at, key = heapq.heappop(self._waiting_due)
+            records = self._waiting.get(key)
+            if records is None or records[0].event_timestamp != at:
+                continue  # joined since, or waiting again from a later record
+            del self._waiting[key]
+            self._waiting_count -= len(records)
+            for record in records:
                 self._add(Joined(record, EXPIRED, None, None, None))
-        old = [k for k, (event, _) in self._outcomes.items() if event.event_timestamp < oldest]
-        for key in old:
-            _, joined = self._outcomes.pop(key)
-            if not joined:
+        while self._outcomes_due and self._outcomes_due[0][0] < oldest:
+            at, key = heapq.heappop(self._outcomes_due)
+            kept = self._outcomes.get(key)
+            if kept is None or kept[0].event_timestamp != at:
+                continue
+            del self._outcomes[key]
+            if not kept[1]:
                 self.metrics.unmatched.inc()
 
     def _write(self) -> None:
-        if not self._buffer:
+        """Write the buffer (with ``_writing`` held, ``_lock`` not: ingest goes on meanwhile)."""
+        with self._lock:
+            buffered, self._buffer = self._buffer, []
+        if not buffered:
             return
-        buffered, self._buffer = self._buffer, []
         try:
             self.dataset.write(buffered)
         except BaseException:
-            self._buffer = buffered + self._buffer  # tried again at the next flush
+            with self._lock:
+                self._buffer = buffered + self._buffer  # tried again at the next flush
             raise
         self.live.add(buffered)
         for item in buffered:

@@ -67,6 +67,8 @@ class SegmentTail:
     def _read(self, path: Path) -> list[PredictionRecord]:
         offset = self._offsets[path]
         try:
+            if path.stat().st_size <= offset:
+                return []  # nothing new: most segments, most polls (a stat, not an open)
             with path.open("rb") as handle:
                 handle.seek(offset)
                 data = handle.read()

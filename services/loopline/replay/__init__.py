@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
+import aiohttp
 
 from loopline.ingest.runner import event_stream
 from loopline.outcomes import read_labelled
@@ -38,34 +38,36 @@ def _headers(settings: Settings) -> dict[str, str]:
 
 
 async def _replay(
-    settings: Settings,
-    timeline: Timeline,
-    speed: float | None,
-    advance: Callable[[int], None],
-    events: Callable[[httpx.AsyncClient], EventSender] | None,
+    settings: Settings, timeline: Timeline, speed: float | None, advance: Callable[[int], None]
 ) -> ReplaySummary:
-    limits = httpx.Limits(max_connections=settings.replay_concurrency + 2)
-    async with httpx.AsyncClient(
-        base_url=settings.replay_url, timeout=60, limits=limits, headers=_headers(settings)
-    ) as client:
-        sender = events(client) if events else _events(settings, client)
+    url = settings.replay_url.rstrip("/")
+    connector = aiohttp.TCPConnector(limit=settings.replay_concurrency + 2)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers=_headers(settings)
+    ) as session:
+        sender = _events(settings, session, url)
         replayer = Replayer(
-            client,
+            session,
+            url,
             sender,
             batch_rows=settings.replay_batch_rows,
             concurrency=settings.replay_concurrency,
             speed=speed,
         )
-        summary = await replayer.run(timeline, advance)
+        try:
+            summary = await replayer.run(timeline, advance)
+        except aiohttp.ClientError as error:
+            raise ReplayError(f"the server at {url} did not answer: {error}") from None
         await sender.settle()
         return summary
 
 
-def _events(settings: Settings, client: httpx.AsyncClient) -> EventSender:
+def _events(settings: Settings, session: aiohttp.ClientSession, url: str) -> EventSender:
     """Straight into the event stream where it is Redis (and ingest can be watched settling);
     through the server's ``POST /events`` where the stream is in the server's memory."""
     if settings.events_url is None:
-        return HttpEvents(client, settings.replay_batch_rows)
+        return HttpEvents(session, url, settings.replay_batch_rows)
     return StreamEvents(event_stream(settings, producer=True), settings.replay_batch_rows)
 
 
@@ -77,12 +79,10 @@ def replay(
     *,
     speed: float | None = None,
     progress: Callable[[int, int], None] = lambda done, total: None,
-    events: Callable[[httpx.AsyncClient], EventSender] | None = None,
 ) -> dict[str, Any]:
     """Replay ``[start, end)`` against ``settings.replay_url``; the summary as JSON-ready data.
     Departures are sent ahead by ingest's allowed lateness (``timeline``). ``progress(done,
-    total)`` counts events and requests; ``events`` builds the event sender (default:
-    ``_events``)."""
+    total)`` counts events and requests."""
     lead = timedelta(seconds=settings.ingest_allowed_lateness_s)
     timeline = build_timeline(settings, spec, start, end, lead)
     total = timeline.events + timeline.requests
@@ -94,7 +94,7 @@ def replay(
         progress(done, total)
 
     progress(0, total)
-    summary = asyncio.run(_replay(settings, timeline, speed, advance, events)).as_dict()
+    summary = asyncio.run(_replay(settings, timeline, speed, advance)).as_dict()
     summary["outcomes_joined"] = _joined(settings, timeline, summary["predictions"])
     return {"from": start, "to": end, **summary}
 

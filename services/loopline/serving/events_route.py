@@ -21,6 +21,7 @@ from typing import Any
 
 from loopline.errors import BadRequest, Unavailable
 from loopline.events import Event, EventError, parse
+from loopline.events.memory_stream import MemoryEventStream
 from loopline.events.stream import EventStream, StreamUnavailable, drained
 from loopline.ingest.runner import Ingest, build, event_stream
 from loopline.settings import Settings
@@ -54,8 +55,10 @@ class EventsRoute:
         self._starting = threading.Lock()
 
     def start(self) -> None:
-        """With Redis and embedded ingest, start consuming now (direct producers may write)."""
-        if self._settings.ingest_in_serve and self._settings.events_url is not None:
+        """With embedded ingest, start consuming now, in the background: direct producers may
+        write to Redis, and building ingest (Feast's store, its imports) takes seconds that the
+        first event would otherwise wait."""
+        if self._settings.ingest_in_serve and self._stream is not None:
             threading.Thread(target=self._start_ingest, name="ingest-start", daemon=True).start()
 
     def _start_ingest(self) -> None:
@@ -72,15 +75,24 @@ class EventsRoute:
                 "worker"
             )
         if self._settings.ingest_in_serve and self._ingest is None:
-            await asyncio.to_thread(self._start_ingest)  # in memory: from the first event on
+            await asyncio.to_thread(self._start_ingest)  # still starting: wait for it
         try:
             await asyncio.to_thread(self._stream.publish, events)
         except StreamUnavailable as error:
             message = f"the event stream is unavailable, nothing was accepted: {error}"
             raise Unavailable(message) from None
         if self._settings.events_answer_applied and self._ingest is not None:
-            await drained(self._stream)
+            await self._applied(self._stream)
         return {"accepted": len(events)}
+
+    @staticmethod
+    async def _applied(stream: EventStream) -> None:
+        """Until ingest has applied everything published (in memory: woken by its commits)."""
+        if isinstance(stream, MemoryEventStream):
+            while not await asyncio.to_thread(stream.wait_drained, 1.0):
+                pass
+        else:
+            await drained(stream)
 
     def stop(self) -> None:
         if self._ingest is not None:
