@@ -102,9 +102,20 @@ class StreamingWindowAggregator:
 
     def __init__(self, spec: WindowSpec) -> None:
         self.spec = spec
+        self._step_ns = pd.Timedelta(spec.step).value
         self._longest = max(spec.buckets(w) for w in spec.windows)
-        # Per key: (bucket end, sum, count) of recent buckets, oldest first.
-        self._buckets: dict[str, deque[tuple[pd.Timestamp, float, int]]] = defaultdict(deque)
+        self._columns = [
+            (
+                spec.buckets(w) * self._step_ns,
+                f"{spec.prefix}_mean_{_window_label(w)}",
+                f"{spec.prefix}_count_{_window_label(w)}",
+            )
+            for w in spec.windows
+        ]
+        """Per window: its span in ns and its two columns."""
+        # Per key: (bucket end in epoch ns, sum, count) of recent buckets, oldest first (plain
+        # integers: an ingest batch compares every key's buckets at every bucket end).
+        self._buckets: dict[str, deque[tuple[int, float, int]]] = defaultdict(deque)
 
     def add(self, key: str, timestamp: pd.Timestamp, value: float) -> None:
         step = pd.Timedelta(self.spec.step)
@@ -114,43 +125,44 @@ class StreamingWindowAggregator:
         """``add`` of events, in their order, whose bucket (ending at ``end``) the caller has
         computed: a live consumer adds a closed bucket's events at once."""
         buckets = self._buckets[key]
-        if buckets and buckets[-1][0] > end:
+        end_ns = end.value
+        if buckets and buckets[-1][0] > end_ns:
             raise ValueError(f"an event before {end} is older than the open bucket for {key!r}")
-        if buckets and buckets[-1][0] == end:
+        if buckets and buckets[-1][0] == end_ns:
             _, total, count = buckets.pop()
         else:
             total, count, values = values[0], 1, values[1:]
         for value in values:
             total += value
-        buckets.append((end, total, count + len(values)))
+        buckets.append((end_ns, total, count + len(values)))
 
     def snapshot(self) -> dict[str, list[tuple[int, float, int]]]:
         """The open buckets per key, (bucket end in epoch ns, sum, count), to checkpoint."""
-        return {key: [(end.value, s, c) for end, s, c in b] for key, b in self._buckets.items()}
+        return {key: list(b) for key, b in self._buckets.items()}
 
     def restore(self, snapshot: dict[str, list[tuple[int, float, int]]]) -> None:
         """Continue from ``snapshot()``'s state, as if the events had been added again."""
         self._buckets.clear()
         for key, buckets in snapshot.items():
-            self._buckets[key] = deque(
-                (pd.Timestamp(end, tz="UTC"), float(s), int(c)) for end, s, c in buckets
-            )
+            self._buckets[key] = deque((int(end), float(s), int(c)) for end, s, c in buckets)
 
     def emit(self, at: pd.Timestamp) -> list[dict[str, object]]:
-        step = pd.Timedelta(self.spec.step)
+        at_ns = at.value
+        expired = at_ns - self._step_ns * self._longest
         rows: list[dict[str, object]] = []
         for key in sorted(self._buckets):
             buckets = self._buckets[key]
-            while buckets and buckets[0][0] <= at - step * self._longest:
+            while buckets and buckets[0][0] <= expired:
                 buckets.popleft()
             row: dict[str, object] = {self.spec.key: key, "event_timestamp": at}
-            for window in self.spec.windows:
-                oldest = at - step * self.spec.buckets(window)
-                inside = [(s, c) for end, s, c in buckets if oldest < end <= at]
-                total = sum(s for s, _ in inside)
-                count = sum(c for _, c in inside)
-                label = _window_label(window)
-                row[f"{self.spec.prefix}_mean_{label}"] = total / count if count else np.nan
-                row[f"{self.spec.prefix}_count_{label}"] = count
+            for span, mean, count_column in self._columns:
+                oldest = at_ns - span
+                total, count = 0.0, 0
+                for end, s, c in buckets:
+                    if oldest < end <= at_ns:
+                        total += s
+                        count += c
+                row[mean] = total / count if count else np.nan
+                row[count_column] = count
             rows.append(row)
         return rows

@@ -258,10 +258,25 @@ def encode(event: Event) -> bytes:
     )
 
 
-def decode(data: bytes) -> Event:
-    """The event ``encode`` wrote (or a producer ``XADD``ed); ``EventError`` names the fault."""
+def decode(data: bytes, *, canonical: bool = False) -> Event:
+    """The event ``encode`` wrote (or a producer ``XADD``ed); ``EventError`` names the fault.
+
+    ``canonical``: ``data`` is ``encode``'s output of an event ``parse`` accepted (a shard
+    stream's entry, which only ingest writes): the fields are taken as they are, without
+    checking them a second time (a fifth of the cost)."""
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as error:
         raise EventError("event", f"not JSON: {error}") from None
-    return parse(obj)
+    if not canonical:
+        return parse(obj)
+    try:
+        return Event(
+            obj["event_id"],
+            EventType(obj["event_type"]),
+            datetime.fromisoformat(obj["event_timestamp"]),
+            obj["keys"],
+            obj["payload"],
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise EventError("event", f"not an encoded event: {error!r}") from None

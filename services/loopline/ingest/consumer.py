@@ -126,7 +126,7 @@ class ShardConsumer:
         results: Counter[tuple[str, str]] = Counter()
         for entry in entries:
             try:
-                events.append((entry, decode(entry.fields[b"event"])))
+                events.append((entry, decode(entry.fields[b"event"], canonical=True)))
             except (EventError, KeyError):  # only ingest writes shard streams; never expected
                 results["unknown", "dead_letter"] += 1
         already = self._stream.seen(self.shard, [event.event_id for _, event in events])

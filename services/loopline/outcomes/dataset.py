@@ -28,7 +28,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -192,16 +192,21 @@ def read_labelled(
     until: datetime | None = None,
     *,
     shadow: bool = False,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The dataset's rows with ``event_timestamp`` in ``[since, until)``, each request once
     (a join restarted on the same log writes a row again; the first is kept). ``shadow``:
-    the shadow challengers' rows too (once per request and version; column ``shadow``)."""
-    files = sorted(directory.glob(f"{PARTITION}=*/*.parquet"))
+    the shadow challengers' rows too (once per request and version; column ``shadow``).
+    ``columns``: only these (and the three above), read from only the days' partitions that
+    can hold rows of the span: a count over months reads in a fraction of the time."""
+    files = [
+        path
+        for path in sorted(directory.glob(f"{PARTITION}=*/*.parquet"))
+        if _may_hold(path.parent.name.removeprefix(f"{PARTITION}="), since, until)
+    ]
     if not files:
         return pd.DataFrame(columns=["request_id", "event_timestamp", "shadow"])
-    frame = pd.concat(
-        [pq.read_table(path).to_pandas() for path in files], ignore_index=True, sort=False
-    )
+    frame = pd.concat([_read(path, columns) for path in files], ignore_index=True, sort=False)
     if "shadow" not in frame.columns:
         frame["shadow"] = False
     frame["shadow"] = frame["shadow"].fillna(False).astype(bool)
@@ -213,3 +218,20 @@ def read_labelled(
     if until is not None:
         frame = frame[frame["event_timestamp"] < pd.Timestamp(until)]
     return frame.sort_values(["event_timestamp", "request_id"], ignore_index=True)
+
+
+def _may_hold(day: str, since: datetime | None, until: datetime | None) -> bool:
+    """Whether partition ``day`` may hold rows stamped in ``[since, until)``: a day on either
+    side too, since a partition is the day of the request's own time zone."""
+    margin = timedelta(days=1)
+    if since is not None and day < f"{since - margin:%Y-%m-%d}":
+        return False
+    return until is None or day <= f"{until + margin:%Y-%m-%d}"
+
+
+def _read(path: Path, columns: Sequence[str] | None) -> pd.DataFrame:
+    if columns is None:
+        return pq.read_table(path).to_pandas()
+    names = set(pq.read_schema(path).names)
+    wanted = dict.fromkeys(["request_id", "event_timestamp", "shadow", *columns])
+    return pq.read_table(path, columns=[c for c in wanted if c in names]).to_pandas()

@@ -15,6 +15,7 @@ process, the answer waits until the events are applied (``loopline replay`` reli
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 from typing import Any
@@ -65,6 +66,10 @@ class EventsRoute:
         with self._starting:
             if self._ingest is None:
                 self._ingest = build(self._settings, self._stream)
+                # Feast's modules, imported by the build, live as long as the process: out of
+                # the collector's sight, as the runtime does with its own at ready.
+                gc.collect()
+                gc.freeze()
                 self._ingest.start()
 
     async def post(self, body: Any) -> dict[str, int]:

@@ -92,6 +92,18 @@ def test_an_event_round_trips(make: Any) -> None:
     event = parse(make())
     assert decode(encode(event)) == event
     assert encode(decode(encode(event))) == encode(event)
+    trusted = decode(encode(event), canonical=True)  # a shard entry: not checked again
+    assert trusted == event
+    assert {k: type(v) for k, v in trusted.payload.items()} == {
+        k: type(v) for k, v in event.payload.items()
+    }
+    assert trusted.event_timestamp.utcoffset() == timedelta(0)
+
+
+def test_a_canonical_entry_that_is_not_an_encoded_event_is_refused() -> None:
+    for data in (b'{"event_id": "x"}', b'{"event_id": "x", "event_type": "nope"}', b"[]"):
+        with pytest.raises(EventError):
+            decode(data, canonical=True)
 
 
 def test_parsing_normalises_numbers_times_and_left_out_nullable_fields() -> None:
