@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MODEL ?= flight-delay
 PYTEST_ARGS ?=
+REPLAY_ARGS ?=
 TOOLS := .tools
 TOOLS_STAMP := $(TOOLS)/.installed
 K8S_OUT := build/k8s
@@ -79,8 +80,8 @@ bench-overload: install ## Overload benchmark: capacity, refusal cost, goodput a
 bench-ingest: install ## Ingest benchmark: events/s through one and two shards, freshness p99 at 2,000 events/s (after make data); writes bench/results/
 	$(BIN)/python bench/ingest.py
 
-bench-replay: install ## Replay Sep-Dec 2013 (--max) through one server and ingest: target <= 3 min (after make demo); writes bench/results/
-	$(BIN)/python bench/replay.py
+bench-replay: install ## Replay Sep-Dec 2013 (--max) against one embedded server (REPLAY_ARGS=--redis: Redis + loopline ingest): target <= 3 min (after make demo); writes bench/results/
+	$(BIN)/python bench/replay.py $(REPLAY_ARGS)
 
 bench-monitor: install ## Drift monitor on 1M GENERATED logged rows x 30 features: target <= 60 s, <= 4 GiB, scores = Evidently's; writes bench/results/
 	nice -n 10 $(BIN)/python bench/monitor.py

@@ -1,41 +1,82 @@
 """The replay benchmark: the whole live period (Sep-Dec 2013) against one local server, --max.
 
-    .venv/bin/python bench/replay.py [--from 2013-09-01 --to 2013-12-31]   # after `make demo`
+    .venv/bin/python bench/replay.py [--from 2013-09-01 --to 2013-12-31] [--redis]  # after demo
 
-A redis-server holding the demo's features (materialized up to where live traffic begins),
-``loopline serve`` (one worker) and ``loopline ingest`` (every shard) on it; then
-``loopline replay --max --json``: every departure, weather observation and outcome, and every
-live prediction request, in time order. Target: at most 3 minutes (docs/outcomes.md). Writes
-the summary and the wall time to bench/results/.
+Default, the embedded setup the demo runs: one ``loopline serve`` (one worker, SQLite features
+materialized up to where live traffic begins) that ingests the events itself and answers
+``POST /events`` once they are applied. ``--redis``: a redis-server holding the features, the
+event stream and the log, ``loopline serve`` and ``loopline ingest`` (every shard) on it; the
+replay appends events straight to the stream. Then ``loopline replay --max --json``: every
+departure, weather observation and outcome, and every live prediction request, in time order.
+Target: at most 3 minutes (docs/outcomes.md). Writes the summary and the wall time to
+bench/results/.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness import BIN, ROOT, check_demo, demo_predictor, free_port, stop, wait_http, write_results
+from harness import (
+    BIN,
+    ROOT,
+    check_demo,
+    demo_predictor,
+    free_port,
+    stop,
+    wait_http,
+    write_results,
+)
 
 TARGET_S = 180.0
+
+
+@contextlib.contextmanager
+def embedded(work: Path) -> Iterator[dict[str, str]]:
+    """A copy of the demo's feature repo materialized into its own SQLite, the champion
+    exported: the environment of one ``loopline serve`` that ingests in its own process."""
+    repo = work / "feature_repo"
+    shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("*.db*"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPLINE_")}
+    env["LOOPLINE_FEATURE_REPO"] = str(repo)
+    for verb in ("apply", "materialize"):
+        subprocess.run([str(BIN / "loopline"), "features", verb], env=env, cwd=ROOT, check=True)
+    model = work / "model"
+    export = [str(BIN / "loopline"), "models", "export", "flight-delay", str(model)]
+    subprocess.run(export, cwd=ROOT, check=True)
+    yield {
+        **env,
+        "LOOPLINE_MODEL_PATH": str(model),
+        "LOOPLINE_HOME": str(work / "home"),
+        "LOOPLINE_HOST": "127.0.0.1",
+        "LOOPLINE_EVENTS_ANSWER_APPLIED": "true",
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--from", dest="start", default="2013-09-01")
     parser.add_argument("--to", dest="end", default="2013-12-31")
+    parser.add_argument("--redis", action="store_true", help="Redis and `loopline ingest`.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     arguments = parser.parse_args()
     check_demo()
     started = datetime.now(UTC).isoformat()
     loopline = str(BIN / "loopline")
+    setup = "redis" if arguments.redis else "embedded"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        with demo_predictor(work, redis_cpus="0") as env:
+        context = demo_predictor(work, redis_cpus="0") if arguments.redis else embedded(work)
+        with context as env:
             port, metrics_port = free_port(), free_port()
             env = {
                 **env,
@@ -46,7 +87,7 @@ def main() -> None:
             serve = subprocess.Popen(
                 [loopline, "serve", f"--port={port}", f"--grpc-port={free_port()}"], env=env
             )
-            ingest = subprocess.Popen([loopline, "ingest"], env=env)
+            ingest = subprocess.Popen([loopline, "ingest"], env=env) if arguments.redis else None
             try:
                 wait_http(f"http://127.0.0.1:{port}/v2/health/ready", 120, serve)
                 began = time.perf_counter()
@@ -56,12 +97,19 @@ def main() -> None:
                 )
                 wall = time.perf_counter() - began
             finally:
-                stop(ingest)
+                if ingest is not None:
+                    stop(ingest)
                 stop(serve)
     summary = json.loads(result.stdout)
-    payload = {"started": started, "wall_s": wall, "target_s": TARGET_S, "replay": summary}
+    payload = {
+        "started": started,
+        "setup": setup,
+        "wall_s": wall,
+        "target_s": TARGET_S,
+        "replay": summary,
+    }
     text = (
-        f"# Replay {arguments.start} → {arguments.end}, --max, one server\n\n"
+        f"# Replay {arguments.start} → {arguments.end}, --max, one server ({setup})\n\n"
         f"| wall (s) | slices | ms a slice | events | events/s | predictions | outcomes joined "
         f"| target |\n"
         f"|---:|---:|---:|---:|---:|---:|---:|---:|\n"

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
+import uvloop
 
 from loopline.ingest.runner import event_stream
 from loopline.outcomes import read_labelled
@@ -97,7 +98,8 @@ def replay(
         progress(done, total)
 
     progress(0, total)
-    summary = asyncio.run(_replay(settings, timeline, speed, advance)).as_dict()
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        summary = runner.run(_replay(settings, timeline, speed, advance)).as_dict()
     summary["outcomes_joined"] = _joined(settings, timeline, summary["predictions"])
     return {"from": start, "to": end, **summary}
 
