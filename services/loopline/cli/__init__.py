@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from importlib.metadata import version as package_version
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 # typer 0.29 runs its own copy of click; these are the exceptions its parser raises.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from loopline.cli.common import JsonOption, ModelOption, epoch_printer, settings_of
 from loopline.cli.live import ingest, replay, skew
+from loopline.cli.models import models_app
 from loopline.cli.monitor import monitor
 from loopline.cli.retrain import retrain
 from loopline.cli.rollout import rollout
 from loopline.console import out, print_error, print_json, steps
-from loopline.errors import LooplineError, RegistryError
+from loopline.errors import LooplineError
 from loopline.serving.cli import serve
 from loopline.settings import load_settings
 
@@ -27,9 +26,6 @@ app = typer.Typer(help="Loopline: real-time ML with the loop closed.", no_args_i
 data_app = typer.Typer(help="Reference datasets turned into Feast sources.", no_args_is_help=True)
 features_app = typer.Typer(
     help="The Feast feature repo: plan, apply and materialize.", no_args_is_help=True
-)
-models_app = typer.Typer(
-    help="The model registry: versions, lineage, aliases.", no_args_is_help=True
 )
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
@@ -189,97 +185,6 @@ def train(
     )
     for reason in outcome.gate.reasons:
         out.print(f"  gate: {reason}")
-
-
-@models_app.command("list")
-def models_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Every registered version of every model."""
-    from loopline.registry.store import ModelRegistry
-
-    registry = ModelRegistry(settings_of(ctx).registry_dir)
-    versions = [v for name in registry.models() for v in registry.versions(name)]
-    rows = [v.to_summary() for v in versions]
-    if as_json:
-        print_json(rows)
-        return
-    table = Table("model", "version", "aliases", "created", "metric", "sha256")
-    for version, row in zip(versions, rows, strict=True):
-        value = row.get("metric_value")
-        table.add_row(
-            version.name,
-            version.version,
-            ", ".join(version.aliases),
-            str(row["created_at"])[:19],
-            f"{row['metric']} {value:.4f}" if isinstance(value, float) else "-",
-            str(row["artifact_sha256"])[:12],
-        )
-    out.print(table)
-
-
-@models_app.command("show")
-def models_show(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Model name, e.g. flight-delay.")],
-    version: Annotated[
-        str, typer.Option(help="vN, N, latest, champion or challenger.")
-    ] = "champion",
-    as_json: JsonOption = False,
-) -> None:
-    """Lineage and holdout metrics of one version."""
-    from loopline.registry.store import ModelRegistry
-
-    found = ModelRegistry(settings_of(ctx).registry_dir).get(name, version)
-    payload = {
-        "name": found.name,
-        "version": found.version,
-        "aliases": list(found.aliases),
-        "path": found.path,
-        **found.lineage.model_dump(mode="json"),
-    }
-    if as_json:
-        print_json(payload)
-    else:
-        out.print_json(data=payload, default=str)
-
-
-@models_app.command("export")
-def models_export(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Model name.")],
-    destination: Annotated[
-        str,
-        typer.Argument(
-            help="Directory to write (e.g. a PVC mount), or s3://bucket/prefix to upload to "
-            "(credentials and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
-            "AWS_DEFAULT_REGION, AWS_ENDPOINT_URL).",
-            show_default=False,
-        ),
-    ],
-    version: Annotated[
-        str, typer.Option(help="vN, N, latest, champion or challenger.")
-    ] = "champion",
-    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty destination.")] = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Write a version as the plain directory a serving container loads (KServe's
-    /mnt/models), into a directory or under an S3 prefix."""
-    from loopline.registry.s3 import S3Prefix, export_to_s3, is_s3_uri
-    from loopline.registry.store import ModelRegistry
-
-    registry = ModelRegistry(settings_of(ctx).registry_dir)
-    try:
-        if is_s3_uri(destination):
-            prefix = S3Prefix.parse(destination)
-            export_to_s3(registry, name, version, prefix, overwrite=overwrite)
-            where = str(prefix)
-        else:
-            where = str(registry.export(name, version, Path(destination), overwrite=overwrite))
-    except FileExistsError:
-        raise RegistryError(f"{destination} is not empty: pass --overwrite to replace it") from None
-    if as_json:
-        print_json({"name": name, "version": version, "path": where})
-    else:
-        out.print(f"exported {name} {version} to {where}")
 
 
 def run() -> None:
