@@ -15,7 +15,6 @@ process, the answer waits until the events are applied (``loopline replay`` reli
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import threading
 from typing import Any
@@ -56,20 +55,17 @@ class EventsRoute:
         self._starting = threading.Lock()
 
     def start(self) -> None:
-        """With embedded ingest, start consuming now, in the background: direct producers may
-        write to Redis, and building ingest (Feast's store, its imports) takes seconds that the
-        first event would otherwise wait."""
-        if self._settings.ingest_in_serve and self._stream is not None:
+        """With Redis and embedded ingest, start consuming now (direct producers may write).
+        In memory, ingest starts with the first event: building it (Feast's store and imports,
+        seconds of CPU under the interpreter lock) beside a server that has just turned ready
+        stalled its event loop past the queue deadline (a 429 under load, in CI)."""
+        if self._settings.ingest_in_serve and self._settings.events_url is not None:
             threading.Thread(target=self._start_ingest, name="ingest-start", daemon=True).start()
 
     def _start_ingest(self) -> None:
         with self._starting:
             if self._ingest is None:
                 self._ingest = build(self._settings, self._stream)
-                # Feast's modules, imported by the build, live as long as the process: out of
-                # the collector's sight, as the runtime does with its own at ready.
-                gc.collect()
-                gc.freeze()
                 self._ingest.start()
 
     async def post(self, body: Any) -> dict[str, int]:
@@ -80,7 +76,7 @@ class EventsRoute:
                 "worker"
             )
         if self._settings.ingest_in_serve and self._ingest is None:
-            await asyncio.to_thread(self._start_ingest)  # still starting: wait for it
+            await asyncio.to_thread(self._start_ingest)  # in memory: from the first event on
         try:
             await asyncio.to_thread(self._stream.publish, events)
         except StreamUnavailable as error:
