@@ -1,8 +1,10 @@
 """Ingest throughput and freshness on a real redis-server (docs/events.md, Measured).
 
 1. throughput: the live reference events (Sep-Dec 2013, in event-time order) are XADDed first,
-   then ``loopline ingest`` consumes them: one process for one shard, then two processes for two
-   shards. Events per second = events / time to drain the streams.
+   then ``loopline ingest`` consumes them, through one shard and through two; each shard either
+   as one process (both stages) or as two (``--stage shard`` and ``--stage repartition``, the
+   chart's layout). Events per second = events / time to drain the streams, from when the input
+   stream starts to shrink with every process built (Feast's start-up is not counted).
 2. freshness: a producer XADDs at a steady rate (2,000 events/s by default) while one shard
    ingests. Two p99s, side by side: the consumer's ``loopline_ingest_freshness_seconds`` (XADD to
    the online write carrying the event, read from ``/metrics``: the bucket's upper bound and
@@ -32,72 +34,32 @@ import pandas as pd
 import redis
 
 from bench.harness import ROOT, write_results
-from loopline.events import (
-    Event,
-    EventType,
-    departure_event_id,
-    encode,
-    outcome_event_id,
-    weather_event_id,
-)
-from loopline.events.record import WEATHER_FIELDS
+from loopline.events import Event, encode
 from loopline.events.redis_stream import RedisEventStream
 from loopline.features.store import apply
+from loopline.replay.timeline import departures, outcomes, weather
 from loopline.settings import Settings
 from tests.redis_server import free_port, running_redis
 
 PREFIX = "bench:events"
 POLL_S = 0.005
 WARM_UP = 500
+FEAST_METRICS_DIRS = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
 
 
 def live_events(data: Path, limit: int) -> list[Event]:
-    """The prepared tables' live rows as events, in event-time order."""
+    """The prepared tables' live rows as events (the replay's), in event-time order."""
     live = pd.Timestamp("2013-09-01", tz="UTC")
-    events: list[Event] = []
-    for row in pd.read_parquet(data / "departures.parquet").itertuples():
-        if row.event_timestamp >= live:
-            keys = {"flight_id": row.flight_id, "origin": row.origin, "carrier": row.carrier}
-            payload = {"dep_delay": float(row.dep_delay)}
-            events.append(
-                Event(
-                    departure_event_id(row.flight_id),
-                    EventType.DEPARTURE,
-                    row.event_timestamp.to_pydatetime(),
-                    keys,
-                    payload,
-                )
-            )
-    weather = pd.read_parquet(data / "weather.parquet")
-    for row in weather[weather["event_timestamp"] >= live].to_dict("records"):
-        stamp = row["event_timestamp"].to_pydatetime()
-        payload = {f: None if pd.isna(row[f]) else float(row[f]) for f in WEATHER_FIELDS}
-        events.append(
-            Event(
-                weather_event_id(row["origin"], stamp),
-                EventType.WEATHER,
-                stamp,
-                {"origin": row["origin"]},
-                payload,
-            )
-        )
-    outcomes = pd.read_parquet(data / "outcomes.parquet")
-    for row in outcomes[outcomes["event_timestamp"] >= live].to_dict("records"):
-        arrived = not pd.isna(row["arr_delay"])
-        payload = {
-            "status": row["status"],
-            "arr_delay": float(row["arr_delay"]) if arrived else None,
-            "delayed": int(row["delayed"]) if arrived else None,
-        }
-        events.append(
-            Event(
-                outcome_event_id(row["flight_id"]),
-                EventType.OUTCOME,
-                row["event_timestamp"].to_pydatetime(),
-                {"flight_id": row["flight_id"]},
-                payload,
-            )
-        )
+
+    def rows(name: str) -> pd.DataFrame:
+        frame = pd.read_parquet(data / f"{name}.parquet")
+        return frame[frame["event_timestamp"] >= live]
+
+    events = [
+        *departures(rows("departures")),
+        *weather(rows("weather")),
+        *outcomes(rows("outcomes")),
+    ]
     events.sort(key=lambda e: e.event_timestamp)
     return events[:limit]
 
@@ -105,9 +67,13 @@ def live_events(data: Path, limit: int) -> list[Event]:
 def ingest(
     settings: Settings, url: str, shards: int, shard: int, port: int, **extra: str
 ) -> subprocess.Popen[bytes]:
+    # Feast's import (``apply``, in this process) set these for its own metrics: a child that
+    # inherited them would keep every metric in mmapped files (multiprocess mode), a cost that
+    # ``loopline ingest`` started on its own does not pay.
+    inherited = {k: v for k, v in os.environ.items() if k not in FEAST_METRICS_DIRS}
     env = {
         **extra,
-        **os.environ,
+        **inherited,
         "PYTHONPATH": str(ROOT / "services"),
         "LOOPLINE_FEATURE_REPO": str(settings.feature_repo),
         "LOOPLINE_HOME": str(settings.home),
@@ -122,21 +88,44 @@ def ingest(
     return subprocess.Popen(command, env=env)
 
 
+def wait_ready(port: int) -> None:
+    """Until the process's ``/metrics`` answers (it is served once ingest is built)."""
+    for _ in range(600):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise TimeoutError(f"ingest on port {port} never answered")
+
+
 def drained(client: redis.Redis, shards: int) -> bool:
     keys = [f"{PREFIX}:in", *(f"{PREFIX}:shard:{i}" for i in range(shards))]
     return sum(client.xlen(k) for k in keys) == 0
 
 
-def throughput(settings: Settings, url: str, events: list[Event], shards: int) -> float:
+def throughput(
+    settings: Settings, url: str, events: list[Event], shards: int, *, split: bool
+) -> float:
+    """Events/s through ``shards``; ``split``: each shard's stages as two processes (the shard
+    consumers are built first, so the clock starts with every process ready)."""
     client = redis.Redis.from_url(url)
     client.flushdb()
     stream = RedisEventStream(url, PREFIX, shards, 5.0, block_ms=0)
     for i in range(0, len(events), 1000):
         stream.publish(events[i : i + 1000])
-    ports = [free_port() for _ in range(shards)]
-    processes = [ingest(settings, url, shards, i, ports[i]) for i in range(shards)]
+    processes = []
     try:
-        while client.xlen(f"{PREFIX}:in") == len(events):  # start-up (Feast) not counted
+        for stage in ("shard", "repartition") if split else ("all",):
+            ports = [free_port() for _ in range(shards)]
+            processes += [
+                ingest(settings, url, shards, i, ports[i], LOOPLINE_INGEST_STAGE=stage)
+                for i in range(shards)
+            ]
+            if stage == "shard":
+                for port in ports:
+                    wait_ready(port)
+        while client.xlen(f"{PREFIX}:in") == len(events):
             time.sleep(0.01)
         started = time.monotonic()
         while not drained(client, shards):
@@ -185,12 +174,7 @@ def freshness(
     process = ingest(settings, url, 1, 0, port, **horizon)
     added_at: dict[str, float] = {}
     try:
-        for _ in range(600):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_ready(port)
         # Warm-up (first connections, lazy imports): its events are left out of both p99s.
         warm = min(WARM_UP, len(events) // 10)
         send(client, events[:warm], added_at)
@@ -277,14 +261,20 @@ def main() -> None:
             settings = Settings(feature_repo=repo, home=root / "home", redis_url=url)
             apply(settings)
             events = live_events(repo / "data", args.events)
-            one = throughput(settings, url, events, 1)
-            two = throughput(settings, url, events, 2)
+            runs = {
+                f"{shards}_{split}": throughput(settings, url, events, shards, split=split)
+                for shards in (1, 2)
+                for split in (False, True)
+            }
             fresh = freshness(settings, url, events, args.rate, args.seconds)
     figures = {
         "events": len(events),
-        "one_shard_events_per_s": round(one),
-        "two_shards_events_per_s": round(two),
-        "two_over_one": round(two / one, 2),
+        "one_shard_one_process_events_per_s": round(runs["1_False"]),
+        "one_shard_two_processes_events_per_s": round(runs["1_True"]),
+        "two_shards_one_process_each_events_per_s": round(runs["2_False"]),
+        "two_shards_two_processes_each_events_per_s": round(runs["2_True"]),
+        "two_over_one_one_process": round(runs["2_False"] / runs["1_False"], 2),
+        "two_over_one_two_processes": round(runs["2_True"] / runs["1_True"], 2),
         "freshness_rate_events_per_s": args.rate,
         **fresh,
         "cpus": os.cpu_count(),

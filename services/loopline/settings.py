@@ -19,6 +19,7 @@ from loopline.errors import SettingsError
 from loopline.settings_loop import LoopSettings
 
 ENV_PREFIX = "LOOPLINE_"
+IngestStage = Literal["all", "repartition", "shard"]
 
 
 class Settings(BaseSettings, LoopSettings):
@@ -231,6 +232,10 @@ class Settings(BaseSettings, LoopSettings):
     ingest_shard: int | None = Field(default=None, ge=0)
     """The shard this ``loopline ingest`` process consumes (the chart sets the pod's ordinal);
     None: every shard, in one process."""
+
+    ingest_stage: IngestStage = "all"
+    """Which stages this ``loopline ingest`` process runs: ``all``, or ``repartition`` or
+    ``shard`` alone (the chart runs a shard's two stages as two containers: two cores)."""
 
     ingest_embedded: bool | None = None
     """Whether ``loopline serve`` consumes the stream itself, in its worker (one worker only).

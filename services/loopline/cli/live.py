@@ -13,6 +13,7 @@ from typer._click.exceptions import UsageError
 from loopline.cli.common import JsonOption, ModelOption, settings_of
 from loopline.console import console, out, print_json
 from loopline.errors import SettingsError
+from loopline.settings import IngestStage
 
 
 def replay(
@@ -102,12 +103,21 @@ def ingest(
     shard: Annotated[
         int | None, typer.Option(min=0, help="The shard to consume (default: every shard).")
     ] = None,
+    stage: Annotated[
+        IngestStage | None,
+        typer.Option(
+            help="Run one stage alone: the repartition of the input stream into shards, or the "
+            "shard consumer (default LOOPLINE_INGEST_STAGE: both, in one process)."
+        ),
+    ] = None,
 ) -> None:
     """Consume the live event stream: aggregates and weather to the online store, every event
     to the offline store, outcomes to the outcome join (docs/events.md). Runs until SIGTERM."""
     from loopline.ingest.runner import run as run_ingest
 
     settings = settings_of(ctx)
+    if stage is not None:
+        settings = settings.model_copy(update={"ingest_stage": stage})
     if shard is not None:
         settings = settings.model_copy(update={"ingest_shard": shard})
         if shard >= settings.ingest_shards:

@@ -33,7 +33,7 @@ def live_dir(data_dir: Path) -> Path:
 
 def frames(rows: list[bytes]) -> dict[EventType, pd.DataFrame]:
     """The events as the prepared tables' rows, per type."""
-    events = [decode(row) for row in rows]
+    events = [decode(row, canonical=True) for row in rows]  # written by the shard stage
     found: dict[EventType, pd.DataFrame] = {}
     for kind in EventType:
         chosen = [e for e in events if e.event_type is kind]

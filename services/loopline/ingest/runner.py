@@ -1,8 +1,11 @@
 """``loopline ingest``: the consumers of one shard (or all), built from settings and run.
 
 Each shard runs two threads, its repartition stage and its shard stage (``consumer``), until
-``stop`` is set. A step that fails (Redis or the online store down) is retried after a pause
-that doubles up to ``MAX_PAUSE_S``; the shard then starts again from its last commit.
+``stop`` is set; ``LOOPLINE_INGEST_STAGE`` runs one of the two alone, so that a shard's stages
+can run as two processes (each thread holds the interpreter lock about half the time, so in one
+process they share one core; docs/decisions.md, 25). A step that fails (Redis or the online
+store down) is retried after a pause that doubles up to ``MAX_PAUSE_S``; the shard then starts
+again from its last commit.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from loopline.ingest.consumer import OnlineWriter, Repartitioner, ShardConsumer
 from loopline.ingest.metrics import IngestMetrics
 from loopline.ingest.offline import OfflineWriter
 from loopline.outcomes import build_outcome_sink
-from loopline.settings import Settings
+from loopline.settings import IngestStage, Settings
 
 logger = logging.getLogger(__name__)
 MAX_PAUSE_S = 5.0
@@ -48,26 +51,41 @@ def outcome_sink(settings: Settings, registry: CollectorRegistry) -> OutcomeSink
 
 
 class Ingest:
-    """Every consumer of ``shards`` over one stream, in threads of this process."""
+    """Every consumer of ``shards`` over one stream, in threads of this process: both stages
+    of each shard, or only the one ``stage`` names (``online`` and ``sink`` are the shard
+    stage's; a repartition stage alone needs neither)."""
 
     def __init__(
         self,
         settings: Settings,
         stream: EventStream,
         shards: Sequence[int],
-        online: OnlineWriter,
+        online: OnlineWriter | None,
         registry: CollectorRegistry | None = None,
         sink: OutcomeSink | None = None,
+        stage: IngestStage = "all",
     ) -> None:
         self.registry = registry or CollectorRegistry()
         self.metrics = IngestMetrics(self.registry)
         self.stream = stream
-        self.sink = sink or outcome_sink(settings, self.registry)
         self.stop = threading.Event()
+        self.repartitioners: list[Repartitioner] = []
+        self.consumers: list[ShardConsumer] = []
+        self.sink: OutcomeSink | None = None
+        if stage != "shard":
+            self._add_repartitioners(settings, shards)
+        if stage != "repartition":
+            if online is None:
+                raise ValueError("the shard stage needs an online writer")
+            self.sink = sink or outcome_sink(settings, self.registry)
+            self._add_consumers(settings, shards, online, self.sink)
+        self._threads: list[threading.Thread] = []
+
+    def _add_repartitioners(self, settings: Settings, shards: Sequence[int]) -> None:
         batch, block = settings.ingest_batch_size, settings.ingest_block_ms
         self.repartitioners = [
             Repartitioner(
-                stream,
+                self.stream,
                 f"shard-{shard}",
                 self.metrics,
                 batch,
@@ -76,12 +94,17 @@ class Ingest:
             )
             for shard in shards
         ]
+
+    def _add_consumers(
+        self, settings: Settings, shards: Sequence[int], online: OnlineWriter, sink: OutcomeSink
+    ) -> None:
+        batch, block, stream = settings.ingest_batch_size, settings.ingest_block_ms, self.stream
         self.consumers = [
             ShardConsumer(
                 shard,
                 stream,
                 online,
-                self.sink,
+                sink,
                 OfflineWriter(
                     stream,
                     shard,
@@ -97,7 +120,6 @@ class Ingest:
             )
             for shard in shards
         ]
-        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         for stage in self.repartitioners:
@@ -136,13 +158,21 @@ class Ingest:
                 consumer.flush_offline()
             except Exception:
                 logger.exception("offline rows of shard %d not written; kept", consumer.shard)
-        self.sink.close()
+        if self.sink is not None:
+            self.sink.close()
         self.stream.close()
 
 
+def shards_of(settings: Settings) -> Sequence[int]:
+    """The shards this process consumes: ``ingest_shard``, or every one."""
+    if settings.ingest_shard is None:
+        return range(settings.ingest_shards)
+    return [settings.ingest_shard]
+
+
 def build(settings: Settings, stream: EventStream | None = None) -> Ingest:
-    """The ingest of ``settings.ingest_shard`` (all shards when None), writing to the
-    configured online store."""
+    """The ingest of ``settings.ingest_shard`` (all shards when None), its stages as
+    ``settings.ingest_stage`` says, writing to the configured online store."""
     from loopline.ingest.online import FeastOnlineWriter
 
     if stream is None and settings.events_url is None:
@@ -150,10 +180,10 @@ def build(settings: Settings, stream: EventStream | None = None) -> Ingest:
             "loopline ingest needs LOOPLINE_EVENTS_REDIS_URL or LOOPLINE_REDIS_URL (without "
             "Redis, `loopline serve` ingests in its own process)"
         )
-    shards = (
-        range(settings.ingest_shards) if settings.ingest_shard is None else [settings.ingest_shard]
-    )
-    return Ingest(settings, stream or event_stream(settings), shards, FeastOnlineWriter(settings))
+    shards = shards_of(settings)
+    stage = settings.ingest_stage
+    online = None if stage == "repartition" else FeastOnlineWriter(settings)
+    return Ingest(settings, stream or event_stream(settings), shards, online, stage=stage)
 
 
 def run(settings: Settings) -> None:
@@ -167,7 +197,7 @@ def run(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: ingest.stop.set())
     ingest.start()
-    logger.info("ingesting shards %s", [c.shard for c in ingest.consumers])
+    logger.info("ingesting shards %s (%s)", list(shards_of(settings)), settings.ingest_stage)
     ingest.stop.wait()
     ingest.close()
     if server is not None:

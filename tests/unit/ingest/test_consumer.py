@@ -273,3 +273,23 @@ def test_the_state_round_trips_through_its_checkpoint(tmp_path: Path, shards: in
         assert state is not None
         again = type(state).decode(state.encode(), state.shard, shards, state.lateness)
         assert again.encode() == state.encode()
+
+
+def test_the_stages_run_apart_write_what_they_write_together(tmp_path: Path) -> None:
+    """``LOOPLINE_INGEST_STAGE``: a repartition-only and a shard-only ingest over one stream
+    (the chart's two containers) write the rows one ingest of both stages writes."""
+    events = stream()
+    _, together = run(events, tmp_path / "together", shards=2)
+    memory, apart = MemoryEventStream(2), RecordingWriter()
+    config = settings(tmp_path / "apart", ingest_shards=2)
+    repartition = Ingest(config, memory, range(2), None, stage="repartition")
+    shard = Ingest(config, memory, range(2), apart, sink=CountingSink(), stage="shard")
+    assert (repartition.consumers, repartition.sink, shard.repartitioners) == ([], None, [])
+    memory.publish(events)
+    while any(r.step() for r in repartition.repartitioners):
+        pass
+    drain(shard)
+    assert apart.rows == together.rows
+    assert assert_matches_batch(apart, events) > 50
+    with pytest.raises(ValueError, match="online writer"):
+        Ingest(config, memory, range(2), None, stage="shard")
