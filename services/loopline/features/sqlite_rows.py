@@ -1,8 +1,8 @@
 """One ingest batch into Feast's SQLite online store: every view's rows in one transaction.
 
 Feast's ``SqliteOnlineStore.online_write_batch`` runs one ``execute`` per feature value and
-commits once per view; for the replay's ingest that was two thirds of the shard's step
-(docs/decisions.md, 23). ``write_views`` writes the rows Feast's call would, with one
+commits once per view; in the replay, most of the ingest writer's time, itself two thirds of the
+shard's step (docs/decisions.md, 23). ``write_views`` writes the rows Feast's call would, with one
 ``executemany`` per view and one transaction for all the views of a batch, so a batch that
 fails midway leaves nothing of itself. The rows are Feast's: the table ``compute_table_id``
 names, the columns and upsert of ``online_write_batch``, the entity key by
