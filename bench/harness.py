@@ -99,14 +99,27 @@ def check_demo(*tools: str) -> None:
         sys.exit("run `make demo` first: the benchmark serves the demo's model and features")
 
 
-def setup_features(work: Path, redis_url: str) -> Path:
-    """A copy of the demo's feature repo with its history materialized into Redis."""
+def setup_features(work: Path, redis_url: str | None = None) -> dict[str, str]:
+    """A copy of the demo's feature repo with its history materialized, into Redis at
+    ``redis_url`` or else into the copy's own SQLite, and the champion exported: the
+    environment of a ``loopline serve`` that serves them."""
     repo = work / "feature_repo"
-    shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("*.db"))
-    env = {**os.environ, "LOOPLINE_FEATURE_REPO": str(repo), "LOOPLINE_REDIS_URL": redis_url}
+    shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("*.db*"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPLINE_")}
+    env["LOOPLINE_FEATURE_REPO"] = str(repo)
+    if redis_url is not None:
+        env["LOOPLINE_REDIS_URL"] = redis_url
     for verb in ("apply", "materialize"):
         subprocess.run([str(BIN / "loopline"), "features", verb], env=env, cwd=ROOT, check=True)
-    return repo
+    model = work / "model"
+    export = [str(BIN / "loopline"), "models", "export", "flight-delay", str(model)]
+    subprocess.run(export, cwd=ROOT, check=True)
+    return {
+        **env,
+        "LOOPLINE_MODEL_PATH": str(model),
+        "LOOPLINE_HOME": str(work / "home"),
+        "LOOPLINE_HOST": "127.0.0.1",
+    }
 
 
 @contextlib.contextmanager
@@ -120,18 +133,7 @@ def demo_predictor(work: Path, redis_cpus: str) -> Iterator[dict[str, str]]:
     try:
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
         time.sleep(0.5)
-        repo = setup_features(work, redis_url)
-        model = work / "model"
-        export = [str(BIN / "loopline"), "models", "export", "flight-delay", str(model)]
-        subprocess.run(export, cwd=ROOT, check=True)
-        yield {
-            **{k: v for k, v in os.environ.items() if not k.startswith("LOOPLINE_")},
-            "LOOPLINE_FEATURE_REPO": str(repo),
-            "LOOPLINE_REDIS_URL": redis_url,
-            "LOOPLINE_MODEL_PATH": str(model),
-            "LOOPLINE_HOME": str(work / "home"),
-            "LOOPLINE_HOST": "127.0.0.1",
-        }
+        yield setup_features(work, redis_url)
     finally:
         stop(redis)
 

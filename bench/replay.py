@@ -17,12 +17,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,34 +29,13 @@ from harness import (
     check_demo,
     demo_predictor,
     free_port,
+    setup_features,
     stop,
     wait_http,
     write_results,
 )
 
 TARGET_S = 180.0
-
-
-@contextlib.contextmanager
-def embedded(work: Path) -> Iterator[dict[str, str]]:
-    """A copy of the demo's feature repo materialized into its own SQLite, the champion
-    exported: the environment of one ``loopline serve`` that ingests in its own process."""
-    repo = work / "feature_repo"
-    shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("*.db*"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPLINE_")}
-    env["LOOPLINE_FEATURE_REPO"] = str(repo)
-    for verb in ("apply", "materialize"):
-        subprocess.run([str(BIN / "loopline"), "features", verb], env=env, cwd=ROOT, check=True)
-    model = work / "model"
-    export = [str(BIN / "loopline"), "models", "export", "flight-delay", str(model)]
-    subprocess.run(export, cwd=ROOT, check=True)
-    yield {
-        **env,
-        "LOOPLINE_MODEL_PATH": str(model),
-        "LOOPLINE_HOME": str(work / "home"),
-        "LOOPLINE_HOST": "127.0.0.1",
-        "LOOPLINE_EVENTS_ANSWER_APPLIED": "true",
-    }
 
 
 def main() -> None:
@@ -75,7 +51,11 @@ def main() -> None:
     setup = "redis" if arguments.redis else "embedded"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        context = demo_predictor(work, redis_cpus="0") if arguments.redis else embedded(work)
+        context = (
+            demo_predictor(work, redis_cpus="0")
+            if arguments.redis
+            else contextlib.nullcontext(setup_features(work))
+        )
         with context as env:
             port, metrics_port = free_port(), free_port()
             env = {
@@ -83,6 +63,8 @@ def main() -> None:
                 "LOOPLINE_PREDICTION_LOG_DIR": str(work / "log"),
                 "LOOPLINE_REPLAY_URL": f"http://127.0.0.1:{port}",
                 "LOOPLINE_INGEST_METRICS_PORT": str(metrics_port),
+                # Embedded: a slice's requests wait for its events (ignored with --redis).
+                "LOOPLINE_EVENTS_ANSWER_APPLIED": "true",
             }
             serve = subprocess.Popen(
                 [loopline, "serve", f"--port={port}", f"--grpc-port={free_port()}"], env=env

@@ -13,7 +13,17 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "services" / "loopline"
-LEAVES = {"spec", "settings", "settings_loop", "errors", "times", "files", "console", "pushgateway"}
+LEAVES = {
+    "spec",
+    "settings",
+    "settings_loop",
+    "settings_live",
+    "errors",
+    "times",
+    "files",
+    "console",
+    "pushgateway",
+}
 LAYERS = [
     {"cli"},
     {"serving", "monitoring", "rollout", "ingest", "jobs", "replay"},

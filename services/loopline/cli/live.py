@@ -13,7 +13,7 @@ from typer._click.exceptions import UsageError
 from loopline.cli.common import JsonOption, ModelOption, settings_of
 from loopline.console import console, out, print_json
 from loopline.errors import SettingsError
-from loopline.settings import IngestStage
+from loopline.settings_live import IngestStage
 
 
 def replay(

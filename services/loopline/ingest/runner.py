@@ -27,7 +27,8 @@ from loopline.ingest.consumer import OnlineWriter, Repartitioner, ShardConsumer
 from loopline.ingest.metrics import IngestMetrics
 from loopline.ingest.offline import OfflineWriter
 from loopline.outcomes import build_outcome_sink
-from loopline.settings import IngestStage, Settings
+from loopline.settings import Settings
+from loopline.settings_live import IngestStage
 
 logger = logging.getLogger(__name__)
 MAX_PAUSE_S = 5.0
