@@ -33,7 +33,10 @@ class LiveSettings(BaseModel):
     """Joined predictions buffered before they are written to the dataset..."""
 
     outcome_flush_s: float = Field(default=5.0, gt=0)
-    """...or this long after the first of them was buffered."""
+    """...or this long after the first of them was buffered..."""
+
+    outcome_idle_s: float = Field(default=0.5, gt=0)
+    """...or once no outcome has come for this long (the last rows of a burst)."""
 
     outcome_group: str = "loopline-outcomes"
     """Consumer group the join reads the prediction stream with (``redis`` log sink)."""

@@ -7,11 +7,12 @@ process, which is what the embedded setup, a single command on a laptop, accepts
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from loopline.events.record import Event, encode
 from loopline.events.stream import Backlog, Commit, DeadLetter, Entry, Routed
@@ -31,13 +32,17 @@ class MemoryEventStream:
         self._seen: dict[int, dict[str, float]] = {shard: {} for shard in range(shards)}
         self._offline: dict[int, list[bytes]] = {shard: [] for shard in range(shards)}
         self._offline_number = dict.fromkeys(range(shards), 0)
+        self._on_drained: list[Callable[[], None]] = []
 
-    def _entry(self, fields: dict[bytes, bytes]) -> Entry:
-        return Entry(f"{int(time.time() * 1000)}-{next(self._sequence)}", fields)
+    def _entry(self, fields: dict[bytes, bytes], event: Event | None) -> Entry:
+        return Entry(f"{int(time.time() * 1000)}-{next(self._sequence)}", fields, event)
 
     def publish(self, events: Sequence[Event]) -> None:
+        """Append ``events``, which the caller has parsed (``parse``): each entry carries its
+        event as well as its encoding, so neither stage parses it again."""
+        entries = [({b"event": encode(event)}, event) for event in events]
         with self._changed:
-            self._input.extend(self._entry({b"event": encode(event)}) for event in events)
+            self._input.extend(self._entry(fields, event) for fields, event in entries)
             self._changed.notify_all()
 
     def _take(self, stream: int | None, count: int, block_ms: int) -> list[Entry]:
@@ -70,10 +75,10 @@ class MemoryEventStream:
         with self._changed:
             for item in routed:
                 fields = {b"event": item.event, b"source": item.source.encode()}
-                self._shards[item.shard].append(self._entry(fields))
+                self._shards[item.shard].append(self._entry(fields, item.parsed))
             self.dead.extend(dead)
             self._ack(None, acked)
-            self._changed.notify_all()
+            self._notify()
 
     def seen(self, shard: int, event_ids: Sequence[str]) -> set[str]:
         with self._changed:
@@ -92,7 +97,7 @@ class MemoryEventStream:
                 del seen[event_id]
             self._offline[shard].extend(commit.offline)
             self._ack(shard, commit.acked)
-            self._changed.notify_all()
+            self._notify()
 
     def offline_count(self, shard: int) -> int:
         with self._changed:
@@ -116,15 +121,32 @@ class MemoryEventStream:
             behind = queue[delivered - 1] if delivered else queue[0]
             return Backlog(len(queue), head.added_at - behind.added_at)
 
-    def wait_drained(self, timeout_s: float) -> bool:
-        """Block until the input and every shard have no entry left (each applied and
-        acknowledged), woken by the commits themselves rather than polling; False on timeout."""
+    async def drained(self) -> None:
+        """Return once the input and every shard have no entry left (each applied and
+        acknowledged): woken by the step that empties them, with no thread waiting for it."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
 
-        def idle() -> bool:
-            return not self._input and not any(self._shards)
+        def settle() -> None:
+            if not done.done():  # the waiter may have been cancelled meanwhile
+                done.set_result(None)
 
         with self._changed:
-            return self._changed.wait_for(idle, timeout_s)
+            if self._idle():
+                return
+            self._on_drained.append(lambda: loop.call_soon_threadsafe(settle))
+        await done
+
+    def _idle(self) -> bool:
+        return not self._input and not any(self._shards)
+
+    def _notify(self) -> None:
+        """(With the lock held) wake the stages, and the ``drained`` waiters once idle."""
+        self._changed.notify_all()
+        if self._on_drained and self._idle():
+            waiting, self._on_drained = self._on_drained, []
+            for wake in waiting:
+                wake()
 
     def close(self) -> None:
         """Nothing to release."""

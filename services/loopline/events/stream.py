@@ -37,6 +37,10 @@ class Entry:
     id: str
     """The stream's id, ``<milliseconds>-<sequence>``: the time the entry was added."""
     fields: Mapping[bytes, bytes]
+    event: Event | None = None
+    """The event ``fields[b"event"]`` encodes, already parsed, where the stream is in this
+    process (``MemoryEventStream``: its publisher parsed it); None from Redis, where the
+    entry's bytes may come from any producer and are decoded."""
 
     @property
     def added_at(self) -> float:
@@ -67,6 +71,8 @@ class Routed:
     """The event's canonical encoding."""
     source: str
     """The input entry's id (its time is the event's XADD time, for freshness)."""
+    parsed: Event | None = None
+    """The event itself, for a stream in this process to hand on undecoded (``Entry.event``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ caller writes through Feast's ``online_write_batch``, one view at a time.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterator, Sequence
 
@@ -25,6 +26,7 @@ from feast import FeatureView
 from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.helpers import compute_table_id, extract_text_and_num
 from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.repo_config import RepoConfig
 from feast.utils import to_naive_utc
 
@@ -75,9 +77,17 @@ def _parameters(config: RepoConfig, rows: Sequence[OnlineRow]) -> Iterator[Param
     """One upsert's parameters per feature value of ``rows``."""
     version = config.entity_key_serialization_version
     for key, values, event_ts, created_ts in rows:
-        key_bytes = serialize_entity_key(key, entity_key_serialization_version=version)
+        key_bytes = _entity_key(key.SerializeToString(), version)
         event = to_naive_utc(event_ts)
         created = None if created_ts is None else to_naive_utc(created_ts)
         for name, value in values.items():
             text = extract_text_and_num(value, False)[0]
             yield key_bytes, name, value.SerializeToString(), text, event, created
+
+
+@functools.lru_cache(maxsize=65_536)
+def _entity_key(key: bytes, version: int) -> bytes:
+    """``serialize_entity_key`` of the key ``key`` encodes: a batch writes the same few keys
+    (an airport, a carrier) again at every bucket end, and Feast's encoding is a sixth of the
+    write's CPU, the proto's own encoding a fiftieth."""
+    return serialize_entity_key(EntityKey.FromString(key), entity_key_serialization_version=version)

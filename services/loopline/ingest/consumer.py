@@ -54,12 +54,15 @@ class Repartitioner:
         for entry in entries:
             raw = entry.fields.get(b"event", b"")
             try:
-                event = self._valid(raw, latest)
+                event = self._valid(entry, raw, latest)
             except EventError as error:
                 dead.append(DeadLetter(entry.id, error.field, str(error), raw))
                 continue
-            data = encode(event)
-            routed += [Routed(s, data, entry.id) for s in shards_for(event, self._stream.shards)]
+            data = raw if entry.event is not None else encode(event)
+            routed += [
+                Routed(s, data, entry.id, entry.event)
+                for s in shards_for(event, self._stream.shards)
+            ]
         self._stream.route(routed, dead, [entry.id for entry in entries])
         self._metrics.batch_size.labels("repartition").observe(len(entries))
         for letter in dead:
@@ -67,10 +70,14 @@ class Repartitioner:
             self._metrics.events.labels("unknown", "dead_letter").inc()
         return len(entries)
 
-    def _valid(self, raw: bytes, latest: datetime) -> Event:
-        if not raw:
-            raise EventError("event", "the entry has no field 'event'")
-        event = decode(raw)
+    def _valid(self, entry: Entry, raw: bytes, latest: datetime) -> Event:
+        """The entry's event, parsed (a stream in this process hands its publisher's parse
+        on, whose encoding ``raw`` is), and not too far in the future."""
+        event = entry.event
+        if event is None:
+            if not raw:
+                raise EventError("event", "the entry has no field 'event'")
+            event = decode(raw)
         if event.event_timestamp > latest:
             raise EventError("event_timestamp", f"more than {self._max_future} in the future")
         return event
@@ -126,7 +133,8 @@ class ShardConsumer:
         results: Counter[tuple[str, str]] = Counter()
         for entry in entries:
             try:
-                events.append((entry, decode(entry.fields[b"event"], canonical=True)))
+                event = entry.event or decode(entry.fields[b"event"], canonical=True)
+                events.append((entry, event))
             except (EventError, KeyError):  # only ingest writes shard streams; never expected
                 results["unknown", "dead_letter"] += 1
         already = self._stream.seen(self.shard, [event.event_id for _, event in events])

@@ -66,5 +66,6 @@ def build_outcome_sink(
         max_delay=timedelta(hours=settings.outcome_max_delay_hours),
         flush_rows=settings.outcome_flush_rows,
         flush_s=settings.outcome_flush_s,
+        idle_s=settings.outcome_idle_s,
     )
     return join.start()

@@ -14,9 +14,11 @@ carries a shadow challenger's score is written as two rows, the answered one and
 (``Joined.with_shadow``), so that the live metrics and the rollout see both versions.
 
 Joined rows are buffered and written to the labelled dataset every ``flush_rows`` rows or
-``flush_s`` seconds, and enter the live metrics as they are written. The join's own thread
-writes them, outside the lock ``handle`` takes, so ingest never waits for a parquet write; it
-also polls the log between outcomes, so the last rows of a burst are not left in memory.
+``flush_s`` seconds, or once no outcome has come for ``idle_s`` (the end of a burst: a quiet
+stream does not hold the last rows back), and enter the live metrics as they are written. The
+join's own thread writes them, outside the lock ``handle`` takes, so ingest never waits for a
+parquet write; it also polls the log between outcomes, so the last rows of a burst are not left
+in memory.
 Expiry keeps heaps by time, so a poll costs what arrived, not what waits.
 """
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -86,6 +88,8 @@ class OutcomeJoin:
         max_delay: timedelta,
         flush_rows: int = 1000,
         flush_s: float = 5.0,
+        idle_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._id_field = spec.request_id
         self._label = spec.label.name
@@ -97,6 +101,9 @@ class OutcomeJoin:
         self._max_delay = max_delay
         self._flush_rows = flush_rows
         self._flush_s = flush_s
+        self._idle_s = idle_s
+        self._clock_s = clock
+        self._last_outcome = clock()
         self._lock = threading.Lock()
         self._writing = threading.Lock()
         """Held by the one writer of the moment (the join's thread, or ``flush``)."""
@@ -120,15 +127,21 @@ class OutcomeJoin:
             for event in outcomes:
                 if event.event_type is EventType.OUTCOME:
                     self._outcome(event)
+            if outcomes:
+                self._last_outcome = self._clock_s()
             self._poll()
 
     def tick(self) -> None:
         """Read the log, expire, and write when due; the join's thread calls it every
-        ``flush_s``, and as soon as ``flush_rows`` are buffered."""
+        ``idle_s`` (at most ``flush_s``), and as soon as ``flush_rows`` are buffered."""
         with self._writing:
             with self._lock:
                 self._poll()
-                due = self._buffer and time.monotonic() - self._buffered_since >= self._flush_s
+                now = self._clock_s()
+                due = self._buffer and (
+                    now - self._buffered_since >= self._flush_s
+                    or now - self._last_outcome >= self._idle_s
+                )
                 if not due and len(self._buffer) < self._flush_rows:
                     return
             self._write()
@@ -154,7 +167,7 @@ class OutcomeJoin:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self._flush_s)
+            self._wake.wait(min(self._flush_s, self._idle_s))
             self._wake.clear()
             if not self._stop.is_set():
                 self.tick()
@@ -207,7 +220,7 @@ class OutcomeJoin:
 
     def _add(self, joined: Joined) -> None:
         if not self._buffer:
-            self._buffered_since = time.monotonic()
+            self._buffered_since = self._clock_s()
         self._buffer += joined.with_shadow()
 
     def _expire(self) -> None:

@@ -107,7 +107,8 @@ def replay(
 def _joined(settings: Settings, timeline: Timeline, predictions: int) -> int:
     """Rows of the labelled dataset for the replayed span with an outcome, once the join has
     written one per prediction or ``2 * outcome_flush_s + 1`` seconds have passed (the join
-    writes every ``outcome_flush_s``); the dataset is read where this process can see it."""
+    writes every ``outcome_flush_s``, and ``outcome_idle_s`` after the last outcome); the
+    dataset is read where this process can see it."""
     deadline = time.monotonic() + 2 * settings.outcome_flush_s + 1
     while True:
         frame = read_labelled(
@@ -116,4 +117,4 @@ def _joined(settings: Settings, timeline: Timeline, predictions: int) -> int:
         count = int((frame["status"] != "expired").sum()) if len(frame) else 0
         if count >= predictions or time.monotonic() > deadline:
             return count
-        time.sleep(settings.outcome_flush_s / 4)
+        time.sleep(min(settings.outcome_flush_s, settings.outcome_idle_s) / 4)

@@ -78,7 +78,10 @@ class EventsRoute:
         if self._settings.ingest_in_serve and self._ingest is None:
             await asyncio.to_thread(self._start_ingest)  # in memory: from the first event on
         try:
-            await asyncio.to_thread(self._stream.publish, events)
+            if isinstance(self._stream, MemoryEventStream):
+                self._stream.publish(events)  # in this process's memory: nothing to wait on
+            else:
+                await asyncio.to_thread(self._stream.publish, events)
         except StreamUnavailable as error:
             message = f"the event stream is unavailable, nothing was accepted: {error}"
             raise Unavailable(message) from None
@@ -90,8 +93,7 @@ class EventsRoute:
     async def _applied(stream: EventStream) -> None:
         """Until ingest has applied everything published (in memory: woken by its commits)."""
         if isinstance(stream, MemoryEventStream):
-            while not await asyncio.to_thread(stream.wait_drained, 1.0):
-                pass
+            await stream.drained()
         else:
             await drained(stream)
 

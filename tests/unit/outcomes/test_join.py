@@ -60,6 +60,7 @@ def outcome(i: int, status: str, minutes_later: float = 180) -> Event:
 
 class Setup:
     def __init__(self, tmp_path: Path, windows: tuple[float, ...] = (24.0,)) -> None:
+        self.now = 0.0
         self.log = tmp_path / "log"
         self.log.mkdir()
         self.registry = CollectorRegistry()
@@ -88,6 +89,8 @@ class Setup:
             max_delay=timedelta(hours=24),
             flush_rows=1_000_000,
             flush_s=3600,
+            idle_s=0.5,
+            clock=lambda: self.now,
         )
         self._segment = 0
 
@@ -154,6 +157,21 @@ def test_a_prediction_whose_outcome_never_comes_expires_counted(tmp_path: Path) 
     assert setup.sample("loopline_predictions_awaiting_outcome") == 0
     setup.join.handle([outcome(4, "on_time", minutes_later=50 * 60)])
     assert setup.sample("loopline_outcomes_unmatched_total") == 1  # 3: no prediction; 2 joined
+
+
+def test_rows_are_written_once_no_outcome_has_come_for_the_idle_time(tmp_path: Path) -> None:
+    setup = Setup(tmp_path)
+    setup.logged([prediction(1), prediction(2)])
+    setup.join.handle([outcome(1, "on_time")])
+    setup.now += 0.4
+    setup.join.handle([outcome(2, "delayed")])
+    setup.now += 0.4
+    setup.join.tick()  # 0.8 s after the first row, 0.4 s after the last outcome: held
+    assert not list(setup.join.dataset.directory.glob("**/*.parquet"))
+    setup.now += 0.1
+    setup.join.tick()  # quiet for 0.5 s: written, though flush_s (an hour) is far off
+    frame = read_labelled(setup.join.dataset.directory)
+    assert frame["flight_id"].tolist() == ["20130902-UA1-EWR", "20130902-UA2-EWR"]
 
 
 def test_a_line_being_written_is_read_once_complete(tmp_path: Path) -> None:
