@@ -131,10 +131,13 @@ class MemoryEventStream:
             if not done.done():  # the waiter may have been cancelled meanwhile
                 done.set_result(None)
 
+        def wake() -> None:  # called by the stage's thread
+            loop.call_soon_threadsafe(settle)
+
         with self._changed:
             if self._idle():
                 return
-            self._on_drained.append(lambda: loop.call_soon_threadsafe(settle))
+            self._on_drained.append(wake)
         await done
 
     def _idle(self) -> bool:
