@@ -8,7 +8,7 @@ of each split so later jobs (materialize, replay) need no dataset-specific knowl
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -85,8 +85,22 @@ def read_manifest(settings: Settings) -> DataManifest:
     return DataManifest.from_json(path.read_text())
 
 
-def read_table(settings: Settings, name: str) -> pd.DataFrame:
+def read_table(
+    settings: Settings,
+    name: str,
+    columns: Sequence[str] | None = None,
+    between: tuple[datetime, datetime] | None = None,
+) -> pd.DataFrame:
+    """A prepared table: its ``columns`` (every one by default), the rows whose
+    ``event_timestamp`` is in ``[start, end)`` when ``between`` is given (filtered as the file
+    is read, not after)."""
     path = settings.data_dir / f"{name}.parquet"
     if not path.is_file():
         raise DataNotPreparedError(f"{path} not found: run `loopline data prepare` first")
-    return pd.read_parquet(path)
+    filters = None
+    if between is not None:
+        start, end = (pd.Timestamp(moment) for moment in between)
+        filters = [("event_timestamp", ">=", start), ("event_timestamp", "<", end)]
+    return pd.read_parquet(
+        path, columns=None if columns is None else list(columns), filters=filters
+    )

@@ -77,44 +77,34 @@ def _column(frame: pd.DataFrame, name: str) -> list[Any]:
     return cells
 
 
-def _rows(frame: pd.DataFrame, columns: Sequence[str]) -> Iterator[dict[str, Any]]:
-    for values in zip(*(_column(frame, c) for c in columns), strict=True):
-        yield dict(zip(columns, values, strict=True))
+def _tuples(frame: pd.DataFrame, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    return zip(*(_column(frame, c) for c in columns), strict=True)
+
+
+DEPARTURE_COLUMNS = ["flight_id", TIMESTAMP, "origin", "carrier", "dep_delay"]
+WEATHER_TABLE_COLUMNS = ["origin", TIMESTAMP, *WEATHER_COLUMNS]
+OUTCOME_COLUMNS = ["flight_id", TIMESTAMP, "status", "arr_delay", "delayed"]
 
 
 def departures(frame: pd.DataFrame) -> Iterator[Event]:
-    for row in _rows(frame, ["flight_id", TIMESTAMP, "origin", "carrier", "dep_delay"]):
-        flight = row["flight_id"]
-        keys = {"flight_id": flight, "origin": row["origin"], "carrier": row["carrier"]}
-        payload = {"dep_delay": float(row["dep_delay"])}
-        yield Event(departure_event_id(flight), EventType.DEPARTURE, row[TIMESTAMP], keys, payload)
+    for flight, at, origin, carrier, delay in _tuples(frame, DEPARTURE_COLUMNS):
+        keys = {"flight_id": flight, "origin": origin, "carrier": carrier}
+        payload = {"dep_delay": float(delay)}
+        yield Event(departure_event_id(flight), EventType.DEPARTURE, at, keys, payload)
 
 
 def weather(frame: pd.DataFrame) -> Iterator[Event]:
-    for row in _rows(frame, ["origin", TIMESTAMP, *WEATHER_COLUMNS]):
-        origin, at = row["origin"], row[TIMESTAMP]
-        payload = {name: row[name] for name in WEATHER_COLUMNS}
+    for origin, at, *values in _tuples(frame, WEATHER_TABLE_COLUMNS):
+        payload = dict(zip(WEATHER_COLUMNS, values, strict=True))
         yield Event(
             weather_event_id(origin, at), EventType.WEATHER, at, {"origin": origin}, payload
         )
 
 
 def outcomes(frame: pd.DataFrame) -> Iterator[Event]:
-    for row in _rows(frame, ["flight_id", TIMESTAMP, "status", "arr_delay", "delayed"]):
-        flight = row["flight_id"]
-        payload = {name: row[name] for name in ("status", "arr_delay", "delayed")}
-        yield Event(
-            outcome_event_id(flight),
-            EventType.OUTCOME,
-            row[TIMESTAMP],
-            {"flight_id": flight},
-            payload,
-        )
-
-
-def _within(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
-    times = frame[TIMESTAMP]
-    return frame[(times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))]
+    for flight, at, status, arr_delay, delayed in _tuples(frame, OUTCOME_COLUMNS):
+        payload = {"status": status, "arr_delay": arr_delay, "delayed": delayed}
+        yield Event(outcome_event_id(flight), EventType.OUTCOME, at, {"flight_id": flight}, payload)
 
 
 def build_timeline(
@@ -122,10 +112,13 @@ def build_timeline(
 ) -> Timeline:
     """Every live request in ``[start, end)``, the departures and weather of that span and the
     outcomes of those requests' flights, in slices of ``STEP``."""
-    requests = read_table(settings, "requests")
-    requests = _within(requests[requests["split"] == "live"], start, end)
+    columns = list(
+        dict.fromkeys([spec.request_id, TIMESTAMP, *spec.entity_keys, *spec.request_fields])
+    )
+    requests = read_table(settings, "requests", [*columns, "split"], (start, end))
+    requests = requests[requests["split"] == "live"]
     flights = set(requests[spec.request_id])
-    known = read_table(settings, "outcomes")
+    known = read_table(settings, "outcomes", OUTCOME_COLUMNS)
     timeline: dict[int, Slice] = {}
 
     def place(frame: pd.DataFrame, ahead: timedelta = timedelta(0)) -> Iterator[Slice]:
@@ -137,20 +130,21 @@ def build_timeline(
                 timeline[index] = Slice(start + index * STEP)
             yield timeline[index]
 
+    departed = read_table(settings, "departures", DEPARTURE_COLUMNS, (start - WARM_UP, end))
+    observed = read_table(settings, "weather", WEATHER_TABLE_COLUMNS, (start, end))
     tables = [
-        (_within(read_table(settings, "departures"), start - WARM_UP, end), departures, lead),
-        (_within(read_table(settings, "weather"), start, end), weather, timedelta(0)),
+        (departed, departures, lead),
+        (observed, weather, timedelta(0)),
         (known[known[spec.request_id].isin(flights)], outcomes, timedelta(0)),
     ]
     for frame, build, ahead in tables:
         for part, event in zip(place(frame, ahead), build(frame), strict=True):
             part.events.append(event)
-    columns = list(
-        dict.fromkeys([spec.request_id, TIMESTAMP, *spec.entity_keys, *spec.request_fields])
-    )
     ordered = requests.sort_values(TIMESTAMP)
-    for part, row in zip(place(ordered), _rows(ordered, columns), strict=True):
-        row[TIMESTAMP] = row[TIMESTAMP].isoformat()
+    stamp = columns.index(TIMESTAMP)
+    for part, values in zip(place(ordered), _tuples(ordered, columns), strict=True):
+        row = dict(zip(columns, values, strict=True))
+        row[TIMESTAMP] = values[stamp].isoformat()
         part.requests.append(row)
     slices = [timeline[i] for i in sorted(timeline)]
     for part in slices:
