@@ -240,7 +240,7 @@ def report(results: dict[str, Any], out: Path) -> None:
         "",
         "| offered | achieved rate | goodput | of capacity | 200 p99 (wire) | 200 p99 (in the "
         "server) | refused | refused p99 | refused max | statuses | unanswered "
-        "| generator lag p99 | generator CPU |",
+        "| generator lag p99 | generator CPU (cores) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for share in (50, 150, 300):
@@ -252,7 +252,7 @@ def report(results: dict[str, Any], out: Path) -> None:
             f"| {r['server_ok_p99_ms']} ms | {refused:,} "
             f"| {r['refused_p99_ms']} ms | {r['refused_max_ms']} ms | {r['statuses']} "
             f"| {r['unanswered']} | {r['lag_p99_ms']} ms "
-            f"| {r['generator_cpu_s'] / float(results['args']['duration']):.2f} |"
+            f"| {r['generator_cpu_s'] / (r['requests'] / max(r['rate'], 1e-9)):.2f} |"
         )
     at150, at300 = rates["at_150_percent"], rates["at_300_percent"]
     lines += [
