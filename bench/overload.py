@@ -3,9 +3,12 @@
     .venv/bin/python bench/overload.py           # after `make demo`; needs redis-server
 
 It starts a redis-server with the demo's features and ``loopline serve`` (one worker, the
-defaults, pinned to ``--server-cpus``; the load generator, ``bench/load.py``, on
-``--client-cpus``, with Redis, which stands for a store on another host), then measures on
-native REST (``/predict``, one row):
+defaults, pinned to ``--server-cpus``; the load generator on ``--client-cpus``, with Redis,
+which stands for a store on another host), then measures on native REST (``/predict``, one row).
+The generator is ``bench/loadgen`` (Rust, ``make loadgen``) when it is built: ``bench/load.py``'s
+flags and JSON, one thread per connection, so the 300 % rate is offered on time; else, or with
+``--generator python``, ``bench/load.py``, whose event loop saturates its core near 4,000
+requests/s (its lag then measures the generator). Either runs every phase (closed loop too).
 
 1. capacity: closed loop, 64 requests in flight (as wrk -c64 would), and the worker's CPU
    per prediction (its user + system time over the answers);
@@ -29,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -55,14 +59,25 @@ from loopline.spec import load_spec
 
 REQUEST = {**load_spec("flight-delay").example_request, "event_timestamp": "2013-08-31T23:50:00Z"}
 REFUSE_ALL = {"LOOPLINE_MAX_QUEUED_ROWS": "1", "LOOPLINE_BATCH_WAIT_MS": "1000"}
+LOADGEN = ROOT / "bench" / "loadgen" / "target" / "release" / "loadgen"
+GENERATORS = {"rust": [str(LOADGEN)], "python": [sys.executable, str(ROOT / "bench" / "load.py")]}
 
 
-def run_load(cpus: str, url: str, body: Path | None, *arguments: str) -> dict[str, Any]:
-    """``bench/load.py`` over HTTP: POSTs of ``body``, or GETs when there is none."""
-    command = [sys.executable, str(ROOT / "bench" / "load.py"), "http", "--url", url]
+def run_load(
+    args: argparse.Namespace, url: str, body: Path | None, *arguments: str
+) -> dict[str, Any]:
+    """The load generator (``args.generator``) over HTTP on ``args.client_cpus``: POSTs of
+    ``body``, or GETs when there is none; with the CPU the generator itself spent."""
+    command = [*GENERATORS[args.generator], "http", "--url", url]
     command += [*(["--body", str(body)] if body else []), "--warmup", "50", *arguments]
-    output = subprocess.run(pinned(cpus, *command), capture_output=True, text=True, check=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    output = subprocess.run(
+        pinned(args.client_cpus, *command), capture_output=True, text=True, check=True
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
+    spent = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    result["generator_cpu_s"] = round(spent, 3)
     return result
 
 
@@ -109,9 +124,17 @@ def main() -> None:
         "--env", action="append", default=[], help="KEY=VALUE: a setting to try (default: none)"
     )
     parser.add_argument("--skip-costs", action="store_true", help="capacity and rates only")
+    parser.add_argument(
+        "--generator",
+        choices=sorted(GENERATORS),
+        default="rust" if LOADGEN.exists() else "python",
+        help="load generator (default: rust when `make loadgen` has built it)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     check_demo()
+    if args.generator == "rust" and not LOADGEN.exists():
+        sys.exit(f"{LOADGEN} is not built: `make loadgen` (or --generator python)")
     results: dict[str, Any] = {"started": datetime.now(UTC).isoformat()}
     results["args"] = {k: str(v) for k, v in vars(args).items()}
     results["machine"] = {
@@ -137,7 +160,7 @@ def costs(args: argparse.Namespace, env: dict[str, str], work: Path, body: Path)
     refusing = Predictor(args, {**env, **REFUSE_ALL}, work / "refusing.log")
     try:
         refusal = measured(
-            refusing.process.pid, lambda: run_load(args.client_cpus, refusing.url, body, *closed)
+            refusing.process.pid, lambda: run_load(args, refusing.url, body, *closed)
         )
     finally:
         stop(refusing.process)
@@ -147,7 +170,7 @@ def costs(args: argparse.Namespace, env: dict[str, str], work: Path, body: Path)
     try:
         url = f"http://127.0.0.1:{port}/hello"
         wait_http(url, 30, bare)
-        hello = measured(bare.pid, lambda: run_load(args.client_cpus, url, None, *closed))
+        hello = measured(bare.pid, lambda: run_load(args, url, None, *closed))
     finally:
         stop(bare)
     return {"refusal": refusal, "starlette_hello": hello}
@@ -160,16 +183,14 @@ def rates(args: argparse.Namespace, env: dict[str, str], work: Path, body: Path)
     closed = ["--duration", duration, "--concurrency", "64"]
     out: dict[str, Any] = {}
     try:
-        run_load(args.client_cpus, server.url, body, "--duration", "3", "--concurrency", "64")
-        out["capacity"] = measured(
-            pid, lambda: run_load(args.client_cpus, server.url, body, *closed)
-        )
+        run_load(args, server.url, body, "--duration", "3", "--concurrency", "64")
+        out["capacity"] = measured(pid, lambda: run_load(args, server.url, body, *closed))
         capacity = out["capacity"]["statuses"].get("200", 0) / args.duration
         out["capacity_rps"] = round(capacity, 1)
         for share in (0.5, 1.5, 3.0):
             rate = ["--rate", str(round(share * capacity)), "--duration", duration]
             rate += ["--connections", str(args.connections), "--timeout", "10"]
-            result = measured(pid, lambda r=rate: run_load(args.client_cpus, server.url, body, *r))
+            result = measured(pid, lambda r=rate: run_load(args, server.url, body, *r))
             result["goodput_rps"] = round(result["statuses"].get("200", 0) / args.duration, 1)
             out[f"at_{round(share * 100)}_percent"] = result
             print(share, json.dumps(result), flush=True)
@@ -184,7 +205,7 @@ def recovery(args: argparse.Namespace, url: str, body: Path, capacity: float) ->
     ended = time.monotonic()
     windows = []
     while time.monotonic() - ended < 10:
-        window = run_load(args.client_cpus, url, body, "--duration", "1", "--concurrency", "64")
+        window = run_load(args, url, body, "--duration", "1", "--concurrency", "64")
         windows.append(window["statuses"].get("200", 0))
         if windows[-1] >= 0.9 * capacity:
             break
@@ -206,7 +227,8 @@ def report(results: dict[str, Any], out: Path) -> None:
         f"settings, the server alone on CPU {results['args']['server_cpus']}, Redis and the load "
         f"generator on {results['args']['client_cpus']} (Redis stands for a store on another "
         f"host), {results['args']['connections']} connections open "
-        f"loop ({results['machine']['cpus']} CPUs shared; 1-minute load "
+        f"loop, generator: {results['args']['generator']} "
+        f"({results['machine']['cpus']} CPUs shared; 1-minute load "
         f"{results['machine']['load_1m_at_start']} at start, "
         f"{results['machine']['load_1m_at_end']} at end). Settings tried: "
         f"{results['args']['env'] or 'none (defaults)'}.",
@@ -218,8 +240,8 @@ def report(results: dict[str, Any], out: Path) -> None:
         "",
         "| offered | achieved rate | goodput | of capacity | 200 p99 (wire) | 200 p99 (in the "
         "server) | refused | refused p99 | refused max | statuses | unanswered "
-        "| generator lag p99 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| generator lag p99 | generator CPU (cores) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for share in (50, 150, 300):
         r = rates[f"at_{share}_percent"]
@@ -229,7 +251,8 @@ def report(results: dict[str, Any], out: Path) -> None:
             f"| {r['goodput_rps'] / capacity:.2f} | {r['ok_p99_ms']} ms "
             f"| {r['server_ok_p99_ms']} ms | {refused:,} "
             f"| {r['refused_p99_ms']} ms | {r['refused_max_ms']} ms | {r['statuses']} "
-            f"| {r['unanswered']} | {r['lag_p99_ms']} ms |"
+            f"| {r['unanswered']} | {r['lag_p99_ms']} ms "
+            f"| {r['generator_cpu_s'] / (r['requests'] / max(r['rate'], 1e-9)):.2f} |"
         )
     at150, at300 = rates["at_150_percent"], rates["at_300_percent"]
     lines += [
