@@ -14,7 +14,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import aiohttp
 import uvloop
 
 from loopline.ingest.runner import event_stream
@@ -27,6 +26,7 @@ from loopline.replay.driver import (
     ReplaySummary,
     StreamEvents,
 )
+from loopline.replay.http import HttpError, JsonClient
 from loopline.replay.timeline import Timeline, build_timeline
 from loopline.settings import Settings
 from loopline.spec import ModelSpec
@@ -43,33 +43,25 @@ async def _replay(
     settings: Settings, timeline: Timeline, speed: float | None, advance: Callable[[int], None]
 ) -> ReplaySummary:
     url = settings.replay_url.rstrip("/")
-    connector = aiohttp.TCPConnector(limit=settings.replay_concurrency + 2)
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, headers=_headers(settings)
-    ) as session:
-        sender = _events(settings, session, url)
-        replayer = Replayer(
-            session,
-            url,
-            sender,
-            batch_rows=settings.replay_batch_rows,
-            concurrency=settings.replay_concurrency,
-            speed=speed,
-        )
+    try:
+        client = JsonClient(url, settings.replay_concurrency, _headers(settings), timeout_s=60)
+        sender = _events(settings, client)
+        replayer = Replayer(client, sender, batch_rows=settings.replay_batch_rows, speed=speed)
         try:
             summary = await replayer.run(timeline, advance)
-        except aiohttp.ClientError as error:
-            raise ReplayError(f"the server at {url} did not answer: {error}") from None
-        await sender.settle()
-        return summary
+        finally:
+            client.close()
+    except HttpError as error:
+        raise ReplayError(f"the server at {url} did not answer: {error}") from None
+    await sender.settle()
+    return summary
 
 
-def _events(settings: Settings, session: aiohttp.ClientSession, url: str) -> EventSender:
+def _events(settings: Settings, client: JsonClient) -> EventSender:
     """Straight into the event stream where it is Redis (and ingest can be watched settling);
     through the server's ``POST /events`` where the stream is in the server's memory."""
     if settings.events_url is None:
-        return HttpEvents(session, url, settings.replay_batch_rows)
+        return HttpEvents(client, settings.replay_batch_rows)
     return StreamEvents(event_stream(settings, producer=True), settings.replay_batch_rows)
 
 

@@ -17,13 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import aiohttp
 import numpy as np
 import orjson
 
 from loopline.errors import LooplineError
 from loopline.events import Event, encode
 from loopline.events.stream import EventStream, drained
+from loopline.replay.http import JsonClient
 from loopline.replay.timeline import Timeline
 
 
@@ -39,24 +39,21 @@ class EventSender(Protocol):
         """Return once ingest has applied every event sent."""
 
 
-JSON = {"content-type": "application/json"}
-
-
 class HttpEvents:
     """``POST /events`` on the server, ``batch`` events a call. Ingest runs in the server, which
     answers once it has applied them (``LOOPLINE_EVENTS_ANSWER_APPLIED``), so ``settle`` has
     nothing left to wait for."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str, batch: int) -> None:
-        self._session, self._url, self._batch = session, f"{url}/events", batch
+    def __init__(self, client: JsonClient, batch: int) -> None:
+        self._client, self._batch = client, batch
 
     async def send(self, events: Sequence[Event]) -> None:
         for start in range(0, len(events), self._batch):
             body = b"[" + b",".join(encode(e) for e in events[start : start + self._batch]) + b"]"
-            async with self._session.post(self._url, data=body, headers=JSON) as answer:
-                if answer.status >= 300:
-                    text = await answer.text()
-                    raise ReplayError(f"POST /events: {answer.status} {text[:300]}")
+            answer = await self._client.post("/events", body)
+            if answer.status >= 300:
+                text = answer.body[:300].decode(errors="replace")
+                raise ReplayError(f"POST /events: {answer.status} {text}")
 
     async def settle(self) -> None:
         return None
@@ -125,22 +122,19 @@ def _server_ms(header: str | None) -> float | None:
 
 
 class Replayer:
-    """Sends a timeline to the server at ``url`` (requests through ``session``: aiohttp, whose
-    round trip costs a fifth of httpx's here, and a replay is one round trip after another)."""
+    """Sends a timeline to the server ``client`` posts to (``concurrency`` connections: a
+    replay is one round trip after another, and ``replay.http`` says what one costs)."""
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
-        url: str,
+        client: JsonClient,
         events: EventSender,
         *,
         batch_rows: int,
-        concurrency: int,
         speed: float | None,
     ) -> None:
-        self._session, self._url, self._events = session, f"{url}/predict_batch", events
+        self._client, self._events = client, events
         self._batch_rows, self._speed = batch_rows, speed
-        self._gate = asyncio.Semaphore(concurrency)
         self.summary = ReplaySummary()
 
     async def run(self, timeline: Timeline, advance: Callable[[int], None]) -> ReplaySummary:
@@ -182,12 +176,9 @@ class Replayer:
             await asyncio.gather(*(self._predict(batch) for batch in batches))
 
     async def _predict(self, rows: list[dict[str, Any]]) -> None:
-        async with (
-            self._gate,
-            self._session.post(self._url, data=orjson.dumps(rows), headers=JSON) as answer,
-        ):
-            status, content = answer.status, await answer.read()
-            timing = answer.headers.get("server-timing")
+        answer = await self._client.post("/predict_batch", orjson.dumps(rows))
+        status, content = answer.status, answer.body
+        timing = answer.headers.get("server-timing")
         if status != 200:
             self.summary.requests_failed += len(rows)
             if status < 500 and status != 429:
