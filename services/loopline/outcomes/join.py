@@ -16,10 +16,10 @@ carries a shadow challenger's score is written as two rows, the answered one and
 Joined rows are buffered and written to the labelled dataset every ``flush_rows`` rows or
 ``flush_s`` seconds, or once no outcome has come for ``idle_s`` (the end of a burst: a quiet
 stream does not hold the last rows back), and enter the live metrics as they are written. The
-join's own thread writes them, outside the lock ``handle`` takes, so ingest never waits for a
-parquet write; it also polls the log between outcomes, so the last rows of a burst are not left
-in memory.
-Expiry keeps heaps by time, so a poll costs what arrived, not what waits.
+join's own thread reads the log and writes them, outside ingest's step: ``handle`` records the
+outcomes and wakes it, so ingest waits for neither the log's decoding nor a parquet write. It
+also polls the log between outcomes, so the last rows of a burst are not left in memory. Expiry
+keeps heaps by time, so a poll costs what arrived, not what waits.
 """
 
 from __future__ import annotations
@@ -122,14 +122,16 @@ class OutcomeJoin:
         self._timer: threading.Thread | None = None
 
     def handle(self, outcomes: Sequence[Event]) -> None:
-        """Join ``outcomes`` (outcome events, deduplicated by event id) and what was logged."""
+        """Join ``outcomes`` (outcome events, deduplicated by event id) to what was logged, and
+        wake the join's thread to read what was logged since: ingest's step, which calls this,
+        does not wait for the log to be read (a slice's predictions, a third of the step)."""
         with self._lock:
             for event in outcomes:
                 if event.event_type is EventType.OUTCOME:
                     self._outcome(event)
             if outcomes:
                 self._last_outcome = self._clock_s()
-            self._poll()
+        self._wake.set()
 
     def tick(self) -> None:
         """Read the log, expire, and write when due; the join's thread calls it every
@@ -157,12 +159,14 @@ class OutcomeJoin:
         return self
 
     def close(self) -> None:
-        """Stop the join's thread and write what is buffered (predictions still waiting stay
-        unwritten: their outcome may come after a restart)."""
+        """Stop the join's thread, read the log a last time and write what is buffered
+        (predictions still waiting stay unwritten: their outcome may come after a restart)."""
         self._stop.set()
         self._wake.set()
         if self._timer is not None:
             self._timer.join()
+        with self._lock:
+            self._poll()
         self.flush()
 
     def _run(self) -> None:

@@ -107,6 +107,7 @@ class Setup:
         return value - self._baseline.get((name, tuple(sorted(labels.items()))), 0.0)
 
     def labelled(self) -> object:
+        self.join.tick()  # what the join's thread does when handle wakes it
         self.join.flush()
         return read_labelled(self.join.dataset.directory)
 
@@ -114,7 +115,7 @@ class Setup:
 def test_outcome_after_and_before_its_prediction_both_join(tmp_path: Path) -> None:
     setup = Setup(tmp_path)
     setup.logged([prediction(1, 0.8)])
-    setup.join.handle([])
+    setup.join.tick()
     assert setup.sample("loopline_predictions_awaiting_outcome") == 1
     setup.join.handle([outcome(1, "delayed"), outcome(2, "on_time")])
     setup.logged([prediction(2, 0.1)])
@@ -146,6 +147,7 @@ def test_a_prediction_whose_outcome_never_comes_expires_counted(tmp_path: Path) 
     setup = Setup(tmp_path)
     setup.logged([prediction(1), prediction(2)])
     setup.join.handle([outcome(2, "on_time")])
+    setup.join.tick()
     assert setup.sample("loopline_predictions_awaiting_outcome") == 1
     setup.join.handle([outcome(3, "on_time", minutes_later=25 * 60)])  # the clock moves on
     frame = setup.labelled()
@@ -156,6 +158,7 @@ def test_a_prediction_whose_outcome_never_comes_expires_counted(tmp_path: Path) 
     assert setup.sample("loopline_outcome_joined_total", model_version="v1", result="expired") == 1
     assert setup.sample("loopline_predictions_awaiting_outcome") == 0
     setup.join.handle([outcome(4, "on_time", minutes_later=50 * 60)])
+    setup.join.tick()
     assert setup.sample("loopline_outcomes_unmatched_total") == 1  # 3: no prediction; 2 joined
 
 
@@ -250,6 +253,7 @@ def test_a_dataset_written_before_the_shadow_column_reads_as_answers(tmp_path: P
     setup = Setup(tmp_path)
     setup.logged([prediction(1, 0.8), prediction(2, 0.1)])
     setup.join.handle([outcome(1, "delayed"), outcome(2, "on_time")])
+    setup.join.tick()
     setup.join.flush()
     for path in setup.join.dataset.directory.rglob("*.parquet"):
         table = pq.read_table(path)
