@@ -25,6 +25,7 @@ keeps heaps by time, so a poll costs what arrived, not what waits.
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +39,9 @@ from loopline.outcomes.live import LivePerformance
 from loopline.outcomes.sources import PredictionSource
 from loopline.predictions import PredictionRecord
 from loopline.spec import ModelSpec
+
+logger = logging.getLogger(__name__)
+MAX_PAUSE_S = 5.0
 
 
 class JoinMetrics:
@@ -65,6 +69,11 @@ class JoinMetrics:
         self.unjoinable = Counter(
             "loopline_predictions_without_id",
             "Logged predictions without the request id field: they can never be joined.",
+            registry=registry,
+        )
+        self.failures = Counter(
+            "loopline_outcome_join_failures",
+            "Reads of the prediction log or writes of the dataset that failed and are retried.",
             registry=registry,
         )
         self.pending = Gauge(
@@ -170,11 +179,24 @@ class OutcomeJoin:
         self.flush()
 
     def _run(self) -> None:
+        """Tick until stopped; a tick that fails (the log's Redis down, the dataset's disk
+        full) is counted and tried again after a pause that doubles up to ``MAX_PAUSE_S``:
+        what it did not read or write is read or written then."""
+        pause = 0.0
         while not self._stop.is_set():
             self._wake.wait(min(self._flush_s, self._idle_s))
             self._wake.clear()
-            if not self._stop.is_set():
+            if self._stop.is_set():
+                return
+            try:
                 self.tick()
+                pause = 0.0
+            except Exception:
+                self.metrics.failures.inc()
+                if pause == 0.0:
+                    logger.exception("the outcome join failed to read or write; retrying")
+                pause = min(MAX_PAUSE_S, max(0.1, pause * 2))
+                self._stop.wait(pause)
 
     def _outcome(self, event: Event) -> None:
         key = event.keys[self._id_field]

@@ -4,6 +4,7 @@ them on, the labelled parquet and the live gauges read back."""
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -261,3 +262,39 @@ def test_a_dataset_written_before_the_shadow_column_reads_as_answers(tmp_path: P
     frame = read_labelled(setup.join.dataset.directory, shadow=True)
     assert frame["shadow"].tolist() == [False, False]
     assert frame["request_id"].tolist() == ["r1", "r2"]
+
+
+class FailingOnce:
+    """A log that cannot be read at the first poll (its Redis down), then reads as ``source``."""
+
+    def __init__(self, source: SegmentTail) -> None:
+        self.source, self.failed = source, False
+
+    def poll(self) -> list[PredictionRecord]:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("the log is down")
+        return self.source.poll()
+
+
+def test_the_joins_thread_counts_a_failed_read_and_reads_again(tmp_path: Path) -> None:
+    setup = Setup(tmp_path)
+    failing = FailingOnce(SegmentTail(setup.log))
+    setup.join._source = failing
+    setup.join.start()
+    try:
+        setup.logged([prediction(1)])
+        setup.join.handle([outcome(1, "delayed")])  # wakes the thread: its poll fails
+        deadline = time.monotonic() + 10
+        while (
+            setup.sample("loopline_outcome_joined_total", model_version="v1", result="labelled")
+            != 1
+        ):
+            assert time.monotonic() < deadline, "the join did not recover"
+            setup.now += 1.0  # past the idle time: the joined row is written at the next tick
+            time.sleep(0.05)
+            setup.join._wake.set()
+        assert failing.failed
+        assert setup.sample("loopline_outcome_join_failures_total") == 1
+    finally:
+        setup.join.close()
