@@ -88,3 +88,29 @@ def test_unfinished_headers_are_cut_after_the_header_timeout(server: Server) -> 
         assert HEADER_TIMEOUT_S - 0.5 <= waited <= HEADER_TIMEOUT_S + 3, waited
     finally:
         connection.close()
+
+
+def test_a_kept_alive_connections_unfinished_next_headers_are_cut(server: Server) -> None:
+    """The header timer is armed only when a read leaves headers incomplete: after a whole
+    request and its answer, a next request that stops mid-headers is still cut."""
+    body = json.dumps({**REQUEST, "event_timestamp": FRESH}).encode()
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    connection = connect(server)
+    try:
+        connection.sendall(head + body)
+        answered = b""
+        while b"\r\n\r\n" not in answered or not answered.endswith(b"}"):
+            chunk = connection.recv(65536)
+            assert chunk, answered
+            answered += chunk
+        assert answered.startswith(b"HTTP/1.1 200 "), answered[:200]
+        started = time.monotonic()
+        connection.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
+        assert read_until_closed(connection) == b""
+        waited = time.monotonic() - started
+        assert HEADER_TIMEOUT_S - 0.5 <= waited <= HEADER_TIMEOUT_S + 3, waited
+    finally:
+        connection.close()

@@ -24,6 +24,10 @@ from loopline.serving.core import Outcome, Prediction
 from loopline.serving.schema import Submission
 
 _Waiting = tuple[Submission, "asyncio.Future[list[Prediction]]"]
+ANSWERS_PER_TURN = 16
+"""Requests of a batch answered per event-loop turn: each answer resumes its request's task,
+which encodes and writes its response (tens of µs each), so answering a full batch at once
+would hold the loop for milliseconds while other connections wait to be read."""
 
 
 class Stages(Protocol):
@@ -116,7 +120,9 @@ class MicroBatcher:
         except Exception as error:
             _fail(live, error)
             return
-        for (_, future), outcome in zip(live, results, strict=True):
+        for index, ((_, future), outcome) in enumerate(zip(live, results, strict=True)):
+            if index and not index % ANSWERS_PER_TURN:
+                await asyncio.sleep(0)  # let the loop read (and refuse) between answers
             if future.done():
                 continue
             if isinstance(outcome, Exception):

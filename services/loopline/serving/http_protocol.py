@@ -53,17 +53,28 @@ class PredictorProtocol(HttpToolsProtocol):
     _header_timer: asyncio.TimerHandle | None = None
     _refusing: Refusal | None = None
     _refused_at = 0.0
+    _in_headers = False
+    _headers_for: tuple[list[tuple[bytes, bytes]], bytes] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if self._header_timer is None:
+    def data_received(self, data: bytes) -> None:
+        """Arms the header (or refused body) timer only when a read leaves a request's headers,
+        or a refused request's body, incomplete: a whole request in one read, the usual case,
+        costs no timer."""
+        super().data_received(data)
+        unfinished = self._in_headers or self._refusing is not None
+        if unfinished and self._header_timer is None and not self.transport.is_closing():
             self._arm()
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
+
     def on_headers_complete(self) -> None:
+        self._in_headers = False
         self._disarm()
         received = time.perf_counter()
         self.scope["extensions"] = {RECEIVED: received}  # type: ignore[dict-item]
@@ -73,7 +84,6 @@ class PredictorProtocol(HttpToolsProtocol):
             self._refusing = refuser.refusal(self.parser.get_method(), self.url, self.headers)
             if self._refusing is not None:
                 self._refused_at = received
-                self._arm()  # for the body
                 return
         super().on_headers_complete()
 
@@ -120,8 +130,14 @@ class PredictorProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _server_headers(self) -> bytes:
-        """uvicorn's own headers (``date``, ``server``), as it sends them on every answer."""
-        return b"".join(n + b": " + v + b"\r\n" for n, v in self.server_state.default_headers)
+        """uvicorn's own headers (``date``, ``server``), as it sends them on every answer
+        (uvicorn replaces the list when the date changes, once a second)."""
+        headers = self.server_state.default_headers
+        cached = PredictorProtocol._headers_for
+        if cached is None or cached[0] is not headers:
+            encoded = b"".join(n + b": " + v + b"\r\n" for n, v in headers)
+            cached = PredictorProtocol._headers_for = (headers, encoded)
+        return cached[1]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Sequence
 
 import pytest
 
-from loopline.serving.batching import MicroBatcher
+from loopline.serving.batching import ANSWERS_PER_TURN, MicroBatcher
 from loopline.serving.core import Prediction
 from loopline.serving.schema import Row, Submission
 
@@ -147,3 +147,34 @@ def test_one_request_alone_is_served(wait_s: float) -> None:
 
     assert [p.request_id for p in asyncio.run(scenario())] == ["solo0", "solo1"]
     assert model.batches == [[2]]
+
+
+def test_a_large_batch_is_answered_a_few_requests_per_loop_turn() -> None:
+    """Between answers the loop gets back to other work (reading, refusing): a 40-request
+    batch resumes at most ``ANSWERS_PER_TURN`` of its callers per turn, in order."""
+    model = Model()
+    turns: list[int] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        turn = 0
+
+        def tick() -> None:
+            nonlocal turn
+            turn += 1
+            loop.call_soon(tick)
+
+        loop.call_soon(tick)
+        batcher = MicroBatcher(model, max_rows=64, wait_s=0)
+
+        async def caller(i: int) -> None:
+            await batcher.submit(submission(1, str(i)))
+            turns.append(turn)
+
+        await asyncio.gather(*(caller(i) for i in range(40)))
+
+    asyncio.run(scenario())
+    assert model.batches == [[1] * 40]
+    per_turn = [turns.count(t) for t in sorted(set(turns))]
+    assert per_turn == [ANSWERS_PER_TURN, ANSWERS_PER_TURN, 40 - 2 * ANSWERS_PER_TURN]
+    assert turns == sorted(turns)
