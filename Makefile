@@ -90,7 +90,7 @@ bench-replay: install ## Replay Sep-Dec 2013 (--max) against one embedded server
 bench-monitor: install ## Drift monitor on 1M GENERATED logged rows x 30 features: target <= 60 s, <= 4 GiB, scores = Evidently's; writes bench/results/
 	nice -n 10 $(BIN)/python bench/monitor.py
 
-soak: install ## 10 minutes at 50 % of capacity: RSS growth < 10 %, p99 drift < 20 % (after make demo; not in CI)
+soak: install loadgen ## 10 minutes at 50 % of capacity: RSS growth < 10 %, p99 drift < 20 % (after make demo; not in CI)
 	$(BIN)/python bench/soak.py
 
 image: ## Build the image the chart runs (Dockerfile) as IMAGE; needs Docker (push: docs/delivery.md)

@@ -2,11 +2,12 @@
 
     .venv/bin/python bench/soak.py [--minutes 10]    # after `make demo`; needs redis-server
 
-Capacity is measured first (closed loop, 64 in flight, as in bench/overload.py); then
-``bench/load.py`` runs open loop at half of it in 30 s windows, and after each window the
-worker's RSS is sampled. Passes when the RSS of the last window is within 10 % of the first's
-(after a first window of warm-up: allocator pools, the page cache of the log) and the median
-p99 of the last three windows is within 20 % of the first three's. Writes bench/results/.
+Capacity is measured first (closed loop, 64 in flight, as in bench/overload.py); then the load
+generator (``bench/loadgen`` when built, else ``bench/load.py``: ``--generator``) runs open
+loop at half of it in 30 s windows, and after each window the worker's RSS is sampled. Passes
+when the RSS of the last window is within 10 % of the first's (after a first window of warm-up:
+allocator pools, the page cache of the log) and the median p99 of the last three windows is
+within 20 % of the first three's. Writes bench/results/.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import psutil
 from harness import ROOT, check_demo, demo_predictor, stop, write_results
-from overload import REQUEST, Predictor, run_load
+from overload import GENERATORS, LOADGEN, REQUEST, Predictor, run_load
 
 WINDOW_S = 30.0
 RSS_GROWTH = 0.10
@@ -39,6 +40,12 @@ def main() -> None:
     parser.add_argument("--server-cpus", default=str((os.cpu_count() or 2) - 1))
     parser.add_argument("--client-cpus", default="0")
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--generator",
+        choices=sorted(GENERATORS),
+        default="rust" if LOADGEN.exists() else "python",
+        help="load generator, as in bench/overload.py (default: rust when built)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     check_demo()
@@ -52,10 +59,10 @@ def main() -> None:
             server = Predictor(args, {**env, "LOOPLINE_SHUTDOWN_DRAIN_S": "0"}, work / "log")
             try:
                 closed = ["--duration", "5", "--concurrency", "64"]
-                capacity = run_load(args.client_cpus, server.url, body, *closed)["rate"]
+                capacity = run_load(args, server.url, body, *closed)["rate"]
                 rate = ["--rate", str(round(capacity / 2)), "--duration", str(WINDOW_S)]
                 for _ in range(max(4, round(args.minutes * 60 / WINDOW_S))):
-                    window = run_load(args.client_cpus, server.url, body, *rate)
+                    window = run_load(args, server.url, body, *rate)
                     window["rss_mb"] = round(worker_rss(server.process.pid) / 2**20, 1)
                     windows.append(window)
                     print(json.dumps(window), flush=True)

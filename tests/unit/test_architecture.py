@@ -23,6 +23,7 @@ LEAVES = {
     "files",
     "console",
     "pushgateway",
+    "retry",
 }
 LAYERS = [
     {"cli"},

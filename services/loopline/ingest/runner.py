@@ -4,7 +4,7 @@ Each shard runs two threads, its repartition stage and its shard stage (``consum
 ``stop`` is set; ``LOOPLINE_INGEST_STAGE`` runs one of the two alone, so that a shard's stages
 can run as two processes (each thread holds the interpreter lock about half the time, so in one
 process they share one core; docs/decisions.md, 25). A step that fails (Redis or the online
-store down) is retried after a pause that doubles up to ``MAX_PAUSE_S``; the shard then starts
+store down) is retried after a pause that doubles up to ``retry.MAX_PAUSE_S``; the shard then starts
 again from its last commit.
 """
 
@@ -27,11 +27,11 @@ from loopline.ingest.consumer import OnlineWriter, Repartitioner, ShardConsumer
 from loopline.ingest.metrics import IngestMetrics
 from loopline.ingest.offline import OfflineWriter
 from loopline.outcomes import build_outcome_sink
+from loopline.retry import retry_until_stopped
 from loopline.settings import Settings
 from loopline.settings_live import IngestStage
 
 logger = logging.getLogger(__name__)
-MAX_PAUSE_S = 5.0
 
 
 def event_stream(settings: Settings, *, producer: bool = False) -> EventStream:
@@ -136,18 +136,13 @@ class Ingest:
         self._threads.append(thread)
 
     def _loop(self, stage: str, step: Callable[[], int], on_failure: Callable[[], None]) -> None:
-        pause = 0.0
-        while not self.stop.is_set():
-            try:
-                step()
-                pause = 0.0
-            except Exception:
-                self.metrics.failures.labels(stage).inc()
-                if pause == 0.0:
-                    logger.exception("ingest %s step failed; retrying", stage)
-                on_failure()
-                pause = min(MAX_PAUSE_S, max(0.1, pause * 2))
-                self.stop.wait(pause)
+        def failed(first: bool) -> None:
+            self.metrics.failures.labels(stage).inc()
+            if first:
+                logger.exception("ingest %s step failed; retrying", stage)
+            on_failure()
+
+        retry_until_stopped(self.stop, step, failed)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop after the steps in progress, then write the offline rows that wait."""

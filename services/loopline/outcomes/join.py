@@ -38,10 +38,10 @@ from loopline.outcomes.dataset import EXPIRED, Joined, LabelledDataset
 from loopline.outcomes.live import LivePerformance
 from loopline.outcomes.sources import PredictionSource
 from loopline.predictions import PredictionRecord
+from loopline.retry import retry_until_stopped
 from loopline.spec import ModelSpec
 
 logger = logging.getLogger(__name__)
-MAX_PAUSE_S = 5.0
 
 
 class JoinMetrics:
@@ -179,24 +179,20 @@ class OutcomeJoin:
         self.flush()
 
     def _run(self) -> None:
-        """Tick until stopped; a tick that fails (the log's Redis down, the dataset's disk
-        full) is counted and tried again after a pause that doubles up to ``MAX_PAUSE_S``:
-        what it did not read or write is read or written then."""
-        pause = 0.0
-        while not self._stop.is_set():
+        """Tick whenever woken or due, until stopped; a tick that fails (the log's Redis down,
+        the dataset's disk full) is counted and tried again (``retry``): what it did not read
+        or write is read or written then."""
+
+        def wait() -> None:
             self._wake.wait(min(self._flush_s, self._idle_s))
             self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.tick()
-                pause = 0.0
-            except Exception:
-                self.metrics.failures.inc()
-                if pause == 0.0:
-                    logger.exception("the outcome join failed to read or write; retrying")
-                pause = min(MAX_PAUSE_S, max(0.1, pause * 2))
-                self._stop.wait(pause)
+
+        def failed(first: bool) -> None:
+            self.metrics.failures.inc()
+            if first:
+                logger.exception("the outcome join failed to read or write; retrying")
+
+        retry_until_stopped(self._stop, self.tick, failed, before=wait)
 
     def _outcome(self, event: Event) -> None:
         key = event.keys[self._id_field]
