@@ -39,12 +39,18 @@ def connect(server: Server) -> socket.socket:
     return connection
 
 
-def half_a_body(server: Server) -> socket.socket:
+def predict_request() -> tuple[bytes, bytes]:
+    """A whole ``/predict`` request's head and body."""
     body = json.dumps({**REQUEST, "event_timestamp": FRESH}).encode()
     head = (
         f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
+    return head, body
+
+
+def half_a_body(server: Server) -> socket.socket:
+    head, body = predict_request()
     connection = connect(server)
     connection.sendall(head + body[: len(body) // 2])
     return connection
@@ -78,28 +84,25 @@ def test_half_sent_bodies_do_not_stop_others_and_get_408(server: Server) -> None
             connection.close()
 
 
-def test_unfinished_headers_are_cut_after_the_header_timeout(server: Server) -> None:
+def assert_cut_after_unfinished_headers(connection: socket.socket) -> None:
+    """Half a request's headers, then the server closes the connection after the timeout."""
     started = time.monotonic()
-    connection = connect(server)
-    try:
-        connection.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
-        assert read_until_closed(connection) == b""
-        waited = time.monotonic() - started
-        assert HEADER_TIMEOUT_S - 0.5 <= waited <= HEADER_TIMEOUT_S + 3, waited
-    finally:
-        connection.close()
+    connection.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
+    assert read_until_closed(connection) == b""
+    waited = time.monotonic() - started
+    assert HEADER_TIMEOUT_S - 0.5 <= waited <= HEADER_TIMEOUT_S + 3, waited
+
+
+def test_unfinished_headers_are_cut_after_the_header_timeout(server: Server) -> None:
+    with connect(server) as connection:
+        assert_cut_after_unfinished_headers(connection)
 
 
 def test_a_kept_alive_connections_unfinished_next_headers_are_cut(server: Server) -> None:
     """The header timer is armed only when a read leaves headers incomplete: after a whole
     request and its answer, a next request that stops mid-headers is still cut."""
-    body = json.dumps({**REQUEST, "event_timestamp": FRESH}).encode()
-    head = (
-        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode()
-    connection = connect(server)
-    try:
+    head, body = predict_request()
+    with connect(server) as connection:
         connection.sendall(head + body)
         answered = b""
         while b"\r\n\r\n" not in answered or not answered.endswith(b"}"):
@@ -107,10 +110,4 @@ def test_a_kept_alive_connections_unfinished_next_headers_are_cut(server: Server
             assert chunk, answered
             answered += chunk
         assert answered.startswith(b"HTTP/1.1 200 "), answered[:200]
-        started = time.monotonic()
-        connection.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
-        assert read_until_closed(connection) == b""
-        waited = time.monotonic() - started
-        assert HEADER_TIMEOUT_S - 0.5 <= waited <= HEADER_TIMEOUT_S + 3, waited
-    finally:
-        connection.close()
+        assert_cut_after_unfinished_headers(connection)

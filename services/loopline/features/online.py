@@ -24,11 +24,11 @@ from loopline.features.online_plan import (
     OnDemandPlan,
     OnlinePlan,
     ViewPlan,
-    redis_url_for,
     serialize_entity_key,
 )
 from loopline.features.online_store import Reads, RedisReader, SqliteReader
 from loopline.features.redis_pipeline import StoreUnavailable
+from loopline.features.store_config import redis_url_for
 from loopline.settings import Settings
 
 Status = Literal["fresh", "stale", "missing", "fallback"]

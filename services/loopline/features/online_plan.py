@@ -32,7 +32,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from loopline.errors import SettingsError, SpecError
+from loopline.errors import SpecError
 from loopline.features.registry_reader import registry_transformations
 from loopline.files import write_text_atomic
 from loopline.settings import Settings
@@ -151,33 +151,6 @@ def _read_cached(path: Path, registry: bytes, feature_service: str) -> OnlinePla
         reason = error.errors()[0]["msg"] if isinstance(error, ValidationError) else error
         logger.warning("ignoring the plan cache %s, compiling anew: %s", path, reason)
         return None
-
-
-def configured_online_store(settings: Settings) -> str:
-    """The online store type serving will read, from ``feature_store.yaml`` without Feast:
-    ``redis`` whenever ``LOOPLINE_REDIS_URL`` is set (``features.store`` swaps it in)."""
-    if settings.redis_url is not None:
-        return "redis"
-    path = settings.feature_repo / "feature_store.yaml"
-    try:
-        online = yaml.safe_load(path.read_text()).get("online_store", "sqlite")
-    except (OSError, AttributeError, yaml.YAMLError) as error:
-        raise SettingsError(f"cannot read {path}: {error}") from None
-    return str(online.get("type", "sqlite") if isinstance(online, dict) else online)
-
-
-def redis_url_for(store: str, settings: Settings) -> str | None:
-    """The Redis an online store of type ``store`` is at, None for SQLite; ``SettingsError``
-    when it needs one and none is configured (``feature_store.yaml`` names Redis, and
-    ``LOOPLINE_REDIS_URL`` is unset)."""
-    if store != "redis":
-        return None
-    if settings.redis_url is None:
-        raise SettingsError(
-            "the feature repo's online store is Redis (feature_store.yaml) but "
-            "LOOPLINE_REDIS_URL is not set"
-        )
-    return settings.redis_url
 
 
 def _read_source(settings: Settings) -> _Source:

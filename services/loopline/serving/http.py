@@ -8,7 +8,7 @@ JSON. Routes match the raw path (``%2f`` is not a separator; path segments are d
 matching). ``GET /openapi.json`` is the OpenAPI 3.1 document of every route (``openapi``), and
 ``GET /docs`` a Swagger UI page for it, from the assets BentoML serves (nothing from outside).
 Every inference route checks, in this order: bearer token (401), model name and version (404),
-method (405 with ``Allow``), ``Content-Type`` (415 unless JSON, or binary with
+method (405 with ``Allow``), then (``http_body``) ``Content-Type`` (415 unless JSON, or binary with
 ``Inference-Header-Content-Length``), body size from ``Content-Length`` before reading and again
 while reading (413), the body arriving within ``body_timeout_s`` (408, and the connection is
 closed), a first admission check once the body is in (503 not ready or log queue full, 429 queue
@@ -21,7 +21,6 @@ move their next request to a new connection (another replica, once the endpoint 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -33,10 +32,7 @@ import orjson
 from loopline.errors import (
     MethodNotAllowed,
     NotFound,
-    PayloadTooLarge,
     RequestError,
-    RequestTimeout,
-    UnsupportedMediaType,
     bounded,
     clip,
 )
@@ -44,18 +40,16 @@ from loopline.serving import jsonbody, oip, oip_rest, openapi
 from loopline.serving.core import Prediction
 from loopline.serving.endpoints import Endpoints
 from loopline.serving.events_route import EventsRoute
+from loopline.serving.http_body import JSON, BodyReader, Receive, Scope, header
 from loopline.serving.http_protocol import RECEIVED
 from loopline.serving.routes import BENTOML_PATHS, BENTOML_PREFIXES, ROUTES, Route
 from loopline.serving.runtime import Runtime
 from loopline.serving.schema import parse_objects
 
 logger = logging.getLogger(__name__)
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Handler = Callable[..., Awaitable["_Reply"]]
-JSON = b"application/json"
 HTML = b"text/html; charset=utf-8"
 CLOSE = (b"connection", b"close")
 _BENTOML = frozenset(BENTOML_PATHS)
@@ -93,8 +87,10 @@ class PredictorApp:
     def __init__(self, runtime: Runtime, endpoints: Endpoints) -> None:
         self.runtime = runtime
         self._endpoints = endpoints
-        self._limit = runtime.settings.max_body_bytes
-        self._body_timeout_s = runtime.settings.body_timeout_s
+        settings = runtime.settings
+        self._bodies = BodyReader(
+            settings.max_body_bytes, settings.body_timeout_s, runtime.check_admission
+        )
         self._version = runtime.served.version
         handlers: dict[str, Handler] = {
             "predict": self._predict,
@@ -136,7 +132,7 @@ class PredictorApp:
         route, handler, arguments = self._route(path)
         try:
             if route.protected:
-                self._endpoints.token.check(_header(scope, b"authorization"))
+                self._endpoints.token.check(header(scope, b"authorization"))
             if arguments:  # a model's route: an unknown model is 404 whatever the method
                 self.runtime.check_model(*arguments)
             if route is not _UNKNOWN:
@@ -175,65 +171,16 @@ class PredictorApp:
                 return route, handler, (unquote(name), unquote(version[0]) if version else None)
         return _UNKNOWN, self._not_found, ()
 
-    def _check_media(self, scope: Scope, binary: bool = False) -> None:
-        """415 for a body that says it is not JSON; no ``Content-Type`` is taken as JSON (some
-        clients send none), and binary with the binary extension's header on ``infer``."""
-        content_type = _header(scope, b"content-type")
-        if content_type is None:
-            return
-        media = content_type.split(b";", 1)[0].strip().lower()
-        if media == JSON or media.endswith(b"+json"):
-            return
-        binary_header = _header(scope, b"inference-header-content-length")
-        if binary and media == b"application/octet-stream" and binary_header is not None:
-            return
-        raise UnsupportedMediaType(
-            f"Content-Type {clip(content_type.decode('latin-1'))}: expected application/json"
-        )
-
-    async def _body(self, scope: Scope, receive: Receive, admit: bool = True) -> bytes:
-        """The whole body within ``body_timeout_s`` (408), then a first admission check
-        (``admit``: the model's; events do not wait for it)."""
-        if scope["method"] != "POST":
-            raise NotFound(f"{scope['method']} {scope['path']}: use POST")
-        length = _header(scope, b"content-length")
-        if length is not None and int(length) > self._limit:
-            raise PayloadTooLarge(
-                f"body of {int(length)} bytes is over the {self._limit}-byte limit"
-            )
-        try:
-            async with asyncio.timeout(self._body_timeout_s):
-                body = await self._read(receive)
-        except TimeoutError:
-            raise RequestTimeout(
-                f"the body did not arrive within {self._body_timeout_s:g} s"
-            ) from None
-        if admit:
-            self.runtime.check_admission()
-        return body
-
-    async def _read(self, receive: Receive) -> bytes:
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self._limit:
-                raise PayloadTooLarge(f"body is over the {self._limit}-byte limit")
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                return b"".join(chunks)
-
     async def _predict(self, scope: Scope, receive: Receive) -> _Reply:
-        self._check_media(scope)
-        body = await self._body(scope, receive)
+        self._bodies.check_media(scope)
+        body = await self._bodies.read(scope, receive)
         row = self.runtime.schema.parse_object(jsonbody.loads(body))
         (prediction,) = await self.runtime.serve([row], "predict")
         return _Reply(200, orjson.dumps(self._native(prediction)))
 
     async def _predict_batch(self, scope: Scope, receive: Receive) -> _Reply:
-        self._check_media(scope)
-        body = await self._body(scope, receive)
+        self._bodies.check_media(scope)
+        body = await self._bodies.read(scope, receive)
         rows = parse_objects(self.runtime.schema, jsonbody.loads(body))
         predictions = await self.runtime.serve(rows, "predict_batch")
         return _Reply(200, orjson.dumps([self._native(p) for p in predictions]))
@@ -252,11 +199,11 @@ class PredictorApp:
     async def _infer(
         self, scope: Scope, receive: Receive, name: str, version: str | None
     ) -> _Reply:
-        self._check_media(scope, binary=True)
-        body = await self._body(scope, receive)
-        header = _header(scope, b"inference-header-content-length")
+        self._bodies.check_media(scope, binary=True)
+        body = await self._bodies.read(scope, receive)
+        binary = header(scope, b"inference-header-content-length")
         request = oip_rest.InferRequest.parse(
-            body, header, self.runtime.schema.limits, self.runtime.views
+            body, binary, self.runtime.schema.limits, self.runtime.views
         )
         predictions = await self.runtime.serve(
             oip.to_rows(self.runtime.schema, request.tensors, request.request_id), "v2_infer"
@@ -271,8 +218,8 @@ class PredictorApp:
         return _Reply(200, body, b"application/octet-stream", headers)
 
     async def _events_post(self, scope: Scope, receive: Receive) -> _Reply:
-        self._check_media(scope)
-        body = await self._body(scope, receive, admit=False)
+        self._bodies.check_media(scope)
+        body = await self._bodies.read(scope, receive, admit=False)
         return _json(await self.events.post(jsonbody.loads(body)), 202)
 
     async def _live(self, scope: Scope, receive: Receive) -> _Reply:
@@ -314,11 +261,3 @@ def _check_method(method: str, allowed: str) -> None:
             raise MethodNotAllowed(f"{clip(method)}: this route takes POST", "POST")
     elif method not in ("GET", "HEAD"):
         raise MethodNotAllowed(f"{clip(method)}: this route takes GET", _GET)
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    """A request header's value (names arrive lower-cased); a scan of the few there are."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None

@@ -69,7 +69,7 @@ def preflight(settings: Settings) -> None:
     fails to start for ever. The model version must resolve (its artifact checked) and the
     online store be configured. Nothing here imports Feast (seconds of start-up): the workers
     compile the feature plan."""
-    from loopline.features.online_plan import configured_online_store, redis_url_for
+    from loopline.features.store_config import configured_online_store, redis_url_for
 
     resolve_model(settings)
     redis_url_for(configured_online_store(settings), settings)
