@@ -20,11 +20,11 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from loopline.features.entity_key import serialize_entity_key
 from loopline.features.online_plan import (
     OnDemandPlan,
     OnlinePlan,
     ViewPlan,
-    serialize_entity_key,
 )
 from loopline.features.online_store import Reads, RedisReader, SqliteReader
 from loopline.features.redis_pipeline import StoreUnavailable

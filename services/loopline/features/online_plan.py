@@ -22,8 +22,7 @@ import base64
 import contextlib
 import hashlib
 import logging
-import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -38,7 +37,6 @@ from loopline.files import write_text_atomic
 from loopline.settings import Settings
 
 FieldType = Literal["string", "int64", "double"]
-_VALUE_TYPE = {"string": 2, "int64": 4}  # feast.value_type.ValueType numbers in serialised keys
 logger = logging.getLogger(__name__)
 
 
@@ -291,17 +289,3 @@ def _field_type(value_type: str) -> FieldType:
     if value_type not in types:
         raise SpecError(f"unsupported key or request field type {value_type}")
     return types[value_type]
-
-
-def serialize_entity_key(
-    join_keys: Sequence[tuple[str, FieldType]], values: Sequence[Any]
-) -> bytes:
-    """Feast's entity key serialisation, version 3 (``feast.infra.key_encoding_utils``)."""
-    parts = [struct.pack("<I", len(join_keys))]
-    for name, _ in join_keys:
-        encoded = name.encode()
-        parts += [struct.pack("<II", _VALUE_TYPE["string"], len(encoded)), encoded]
-    for (_, kind), value in zip(join_keys, values, strict=True):
-        data = str(value).encode() if kind == "string" else struct.pack("<q", int(value))
-        parts += [struct.pack("<II", _VALUE_TYPE.get(kind, 4), len(data)), data]
-    return b"".join(parts)

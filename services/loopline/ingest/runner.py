@@ -4,8 +4,8 @@ Each shard runs two threads, its repartition stage and its shard stage (``consum
 ``stop`` is set; ``LOOPLINE_INGEST_STAGE`` runs one of the two alone, so that a shard's stages
 can run as two processes (each thread holds the interpreter lock about half the time, so in one
 process they share one core; docs/decisions.md, 25). A step that fails (Redis or the online
-store down) is retried after a pause that doubles up to ``retry.MAX_PAUSE_S``; the shard then starts
-again from its last commit.
+store down) is retried after a pause that doubles up to ``retry.MAX_PAUSE_S``; the shard then
+starts again from its last commit.
 """
 
 from __future__ import annotations

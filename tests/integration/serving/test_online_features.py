@@ -13,8 +13,9 @@ from feast.infra.key_encoding_utils import serialize_entity_key as feast_seriali
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 
+from loopline.features.entity_key import serialize_entity_key
 from loopline.features.online import OnlineFeatures
-from loopline.features.online_plan import load_plan, serialize_entity_key
+from loopline.features.online_plan import load_plan
 from loopline.features.store import feature_store
 from loopline.model.artifact import REFERENCE_SAMPLE
 from tests.conftest import TrainedSetup
