@@ -6,7 +6,6 @@ allowed by the chart's Role for that job, and the Roles grant nothing the code d
 from __future__ import annotations
 
 import copy
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,101 +16,24 @@ from loopline.cluster import ClusterError, apply_rollout, export_location, trigg
 from loopline.cluster.api import in_cluster_client, namespace
 from loopline.settings import Settings
 from tests.k8s import kube
-from tests.k8s.apiserver import FakeApiServer, Request, serving
+from tests.k8s.apiserver import FakeApiServer, serving
+from tests.k8s.chart_jobs import (
+    assert_exact_rbac,
+    chart_api_server,
+    cronjobs_of,
+    job_account,
+    job_env,
+    job_settings,
+)
 
 pytestmark = pytest.mark.k8s
-
-Grant = tuple[str, str, str, str | None]
-"""(verb, API group, resource, name or None for any)."""
-
-
-def _server(docs: list[kube.Doc]) -> FakeApiServer:
-    server = FakeApiServer()
-    for doc in docs:
-        if doc["kind"] in ("CronJob", "InferenceService"):
-            server.add(copy.deepcopy(doc))
-    return server
 
 
 @pytest.fixture
 def api(renders: dict[str, list[kube.Doc]]) -> Iterator[FakeApiServer]:
-    with serving(_server(renders["all-flags"])) as server:
+    with serving(chart_api_server(renders["all-flags"])) as server:
         yield server
     assert server.problems == []
-
-
-def _grants(docs: list[kube.Doc], account: str) -> set[Grant]:
-    """What the Roles bound to ``account`` allow, one grant per verb, resource and name."""
-    bound = {
-        d["roleRef"]["name"]
-        for d in docs
-        if d["kind"] == "RoleBinding"
-        and {"kind": "ServiceAccount", "name": account, "namespace": kube.NAMESPACE}
-        in d["subjects"]
-    }
-    assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
-    grants: set[Grant] = set()
-    for role in (d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] in bound):
-        for rule in role["rules"]:
-            names = rule.get("resourceNames") or [None]
-            grants |= set(
-                itertools.product(rule["verbs"], rule["apiGroups"], rule["resources"], names)
-            )
-    return grants
-
-
-def _allowed(grants: set[Grant], request: Request) -> Grant | None:
-    for grant in ((request.verb, request.group, request.resource, request.name),):
-        if grant in grants:
-            return grant
-    wildcard = (request.verb, request.group, request.resource, None)
-    return wildcard if wildcard in grants else None
-
-
-def assert_exact_rbac(docs: list[kube.Doc], account: str, requests: list[Request]) -> None:
-    grants = _grants(docs, account)
-    used = set()
-    for request in requests:
-        grant = _allowed(grants, request)
-        assert grant is not None, f"{account} may not {request}"
-        used.add(grant)
-    assert grants - used == set(), f"{account} is granted more than it uses"
-
-
-def _account(docs: list[kube.Doc], component: str) -> str:
-    (account,) = {
-        pod["serviceAccountName"]
-        for d in docs
-        if d["kind"] == "CronJob" and d["metadata"]["name"].startswith(f"loopline-{component}-")
-        for _, pod in kube.pod_specs(d)
-    }
-    return account
-
-
-def _env(doc: kube.Doc) -> dict[str, str]:
-    (_, pod), *_ = kube.pod_specs(doc)
-    return {e["name"]: e.get("value", "") for e in pod["containers"][0]["env"]}
-
-
-def _settings(doc: kube.Doc, **extra: Any) -> Settings:
-    """Settings as the chart's CronJob ``doc`` sets them (its LOOPLINE_KUBERNETES_* env)."""
-    env = {
-        k.removeprefix("LOOPLINE_").lower(): v
-        for k, v in _env(doc).items()
-        if k.startswith("LOOPLINE_KUBERNETES_")
-    }
-    # Validating a body against the schemas takes seconds on a busy machine the first time.
-    return Settings(kubernetes_namespace=kube.NAMESPACE, kubernetes_timeout_s=120, **env, **extra)
-
-
-def _cronjobs(docs: list[kube.Doc], component: str) -> list[kube.Doc]:
-    found = [
-        d
-        for d in docs
-        if d["kind"] == "CronJob" and d["metadata"]["name"].startswith(f"loopline-{component}-")
-    ]
-    assert found
-    return found
 
 
 # --- the monitor: a Job from the retrain CronJob --------------------------------------------
@@ -121,8 +43,8 @@ def test_monitor_creates_a_job_from_each_retrain_cronjob(
     renders: dict[str, list[kube.Doc]], api: FakeApiServer
 ) -> None:
     docs = renders["all-flags"]
-    for monitor in _cronjobs(docs, "monitor"):
-        settings = _settings(monitor)
+    for monitor in cronjobs_of(docs, "monitor"):
+        settings = job_settings(monitor)
         cronjob_name = settings.kubernetes_retrain_cronjob
         assert cronjob_name is not None
         name = trigger_retrain(settings, "drift_share 0.42 over 7 days", client=api.client())
@@ -150,7 +72,7 @@ def test_monitor_creates_a_job_from_each_retrain_cronjob(
         ("get", "cronjobs"),
         ("create", "jobs"),
     ] * 2
-    assert_exact_rbac(docs, _account(docs, "monitor"), api.requests)
+    assert_exact_rbac(docs, job_account(docs, "monitor"), api.requests)
 
 
 # --- the rollout: InferenceService patches ---------------------------------------------------
@@ -165,8 +87,8 @@ def test_standard_canary_promote_and_rollback(
 ) -> None:
     """KServe 0.20 Standard mode: spec.canary, promotion by retargeting the stable predictor."""
     docs = renders["all-flags"]
-    for rollout in _cronjobs(docs, "rollout"):
-        settings = _settings(rollout)
+    for rollout in cronjobs_of(docs, "rollout"):
+        settings = job_settings(rollout)
         name = settings.kubernetes_inference_service
         assert name is not None
         champion = copy.deepcopy(_isvc(api, name)["spec"]["predictor"])
@@ -192,11 +114,11 @@ def test_standard_canary_promote_and_rollback(
         assert promoted.challenger_percent == 100
         assert spec["predictor"]["name"] == "v3"
         assert spec["predictor"]["model"]["storageUri"] == where.uri
-    pinned = _env(
-        next(d for d in _cronjobs(docs, "rollout") if "challenger" in d["metadata"]["name"])
+    pinned = job_env(
+        next(d for d in cronjobs_of(docs, "rollout") if "challenger" in d["metadata"]["name"])
     )
     assert pinned["LOOPLINE_KUBERNETES_INFERENCE_SERVICE"] == "flight-delay-challenger"
-    assert_exact_rbac(docs, _account(docs, "rollout"), api.requests)
+    assert_exact_rbac(docs, job_account(docs, "rollout"), api.requests)
 
 
 def test_a_pinned_artifact_follows_the_version(
@@ -204,10 +126,10 @@ def test_a_pinned_artifact_follows_the_version(
 ) -> None:
     rollout = next(
         d
-        for d in _cronjobs(renders["all-flags"], "rollout")
+        for d in cronjobs_of(renders["all-flags"], "rollout")
         if "challenger" in d["metadata"]["name"]
     )
-    settings = _settings(rollout)
+    settings = job_settings(rollout)
     sha = "ab" * 32
     apply_rollout(
         settings,
@@ -229,9 +151,9 @@ def test_a_pinned_artifact_follows_the_version(
 def test_knative_canary_promote_and_rollback(renders: dict[str, list[kube.Doc]]) -> None:
     """Knative mode: canaryTrafficPercent; the champion's storageUri kept for the rollback."""
     docs = renders["knative-kpa"]
-    (rollout,) = _cronjobs(docs, "rollout")
-    settings = _settings(rollout)
-    with serving(_server(docs)) as api:
+    (rollout,) = cronjobs_of(docs, "rollout")
+    settings = job_settings(rollout)
+    with serving(chart_api_server(docs)) as api:
         champion_uri = _isvc(api, "flight-delay")["spec"]["predictor"]["model"]["storageUri"]
         where = export_location(settings, "v2")
         assert where.path is None
@@ -265,12 +187,12 @@ def test_knative_canary_promote_and_rollback(renders: dict[str, list[kube.Doc]])
         with pytest.raises(ClusterError, match="no canary to undo"):
             apply_rollout(settings, "rollback", client=api.client())
     assert api.problems == []
-    assert_exact_rbac(docs, _account(docs, "rollout"), api.requests)
+    assert_exact_rbac(docs, job_account(docs, "rollout"), api.requests)
 
 
 def test_export_location_on_the_pvc(renders: dict[str, list[kube.Doc]]) -> None:
-    (rollout,) = _cronjobs(renders["default"], "rollout")
-    where = export_location(_settings(rollout), "v4")
+    (rollout,) = cronjobs_of(renders["default"], "rollout")
+    where = export_location(job_settings(rollout), "v4")
     assert where.uri == "pvc://loopline-data/serving/flight-delay-v4"
     assert where.path == Path("/var/lib/loopline/serving/flight-delay-v4")
 
@@ -285,13 +207,13 @@ def test_api_errors_name_the_object_and_the_status(
     renders: dict[str, list[kube.Doc]], api: FakeApiServer, status: int, words: str
 ) -> None:
     docs = renders["all-flags"]
-    monitor, rollout = _cronjobs(docs, "monitor")[0], _cronjobs(docs, "rollout")[0]
+    monitor, rollout = cronjobs_of(docs, "monitor")[0], cronjobs_of(docs, "rollout")[0]
     api.fail_next(status)
     with pytest.raises(
         ClusterError,
         match=f"CronJob loopline/loopline-retrain-flight-delay: the API server answered {words}",
     ) as caught:
-        trigger_retrain(_settings(monitor), "drift", client=api.client())
+        trigger_retrain(job_settings(monitor), "drift", client=api.client())
     assert caught.value.status == status
     # The read succeeds, the patch is refused.
     original = api.handle
@@ -307,7 +229,7 @@ def test_api_errors_name_the_object_and_the_status(
         match=rf"patching \(canary\) InferenceService loopline/flight-delay: .* answered {words}",
     ):
         apply_rollout(
-            _settings(rollout),
+            job_settings(rollout),
             "canary",
             version="v2",
             storage_uri="pvc://x/y",
