@@ -96,3 +96,8 @@ def cronjobs_of(docs: list[kube.Doc], component: str) -> list[kube.Doc]:
     ]
     assert found
     return found
+
+
+def inference_service(api: FakeApiServer, name: str) -> kube.Doc:
+    """The InferenceService ``name`` as the test API server holds it now."""
+    return api.objects[("inferenceservices", kube.NAMESPACE, name)]

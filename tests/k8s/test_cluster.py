@@ -6,7 +6,6 @@ allowed by the chart's Role for that job, and the Roles grant nothing the code d
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,13 @@ from tests.k8s.chart_jobs import (
     assert_exact_rbac,
     chart_api_server,
     cronjobs_of,
+    inference_service,
     job_account,
     job_env,
     job_settings,
 )
 
 pytestmark = pytest.mark.k8s
-
-
-@pytest.fixture
-def api(renders: dict[str, list[kube.Doc]]) -> Iterator[FakeApiServer]:
-    with serving(chart_api_server(renders["all-flags"])) as server:
-        yield server
-    assert server.problems == []
 
 
 # --- the monitor: a Job from the retrain CronJob --------------------------------------------
@@ -78,10 +71,6 @@ def test_monitor_creates_a_job_from_each_retrain_cronjob(
 # --- the rollout: InferenceService patches ---------------------------------------------------
 
 
-def _isvc(api: FakeApiServer, name: str) -> kube.Doc:
-    return api.objects[("inferenceservices", kube.NAMESPACE, name)]
-
-
 def test_standard_canary_promote_and_rollback(
     renders: dict[str, list[kube.Doc]], api: FakeApiServer
 ) -> None:
@@ -91,25 +80,25 @@ def test_standard_canary_promote_and_rollback(
         settings = job_settings(rollout)
         name = settings.kubernetes_inference_service
         assert name is not None
-        champion = copy.deepcopy(_isvc(api, name)["spec"]["predictor"])
+        champion = copy.deepcopy(inference_service(api, name)["spec"]["predictor"])
         where = export_location(settings, "v2")
         applied = apply_rollout(
             settings, "canary", version="v2", storage_uri=where.uri, percent=10, client=api.client()
         )
         assert (applied.mode, applied.challenger_percent) == ("Standard", 10)
-        (canary,) = _isvc(api, name)["spec"]["canary"]
+        (canary,) = inference_service(api, name)["spec"]["canary"]
         assert canary["trafficPercent"] == 10
         assert canary["predictor"]["name"] == "v2"
         assert canary["predictor"]["model"]["storageUri"] == where.uri
-        assert _isvc(api, name)["spec"]["predictor"] == champion
+        assert inference_service(api, name)["spec"]["predictor"] == champion
         apply_rollout(settings, "rollback", client=api.client())
-        assert "canary" not in _isvc(api, name)["spec"]
-        assert _isvc(api, name)["spec"]["predictor"] == champion
+        assert "canary" not in inference_service(api, name)["spec"]
+        assert inference_service(api, name)["spec"]["predictor"] == champion
         apply_rollout(
             settings, "canary", version="v3", storage_uri=where.uri, percent=25, client=api.client()
         )
         promoted = apply_rollout(settings, "promote", client=api.client())
-        spec = _isvc(api, name)["spec"]
+        spec = inference_service(api, name)["spec"]
         assert "canary" not in spec
         assert promoted.challenger_percent == 100
         assert spec["predictor"]["name"] == "v3"
@@ -140,11 +129,11 @@ def test_a_pinned_artifact_follows_the_version(
         artifact_sha256=sha,
         client=api.client(),
     )
-    (canary,) = _isvc(api, "flight-delay-challenger")["spec"]["canary"]
+    (canary,) = inference_service(api, "flight-delay-challenger")["spec"]["canary"]
     pins = [e for e in canary["predictor"]["model"]["env"] if e["name"] == "LOOPLINE_MODEL_SHA256"]
     assert pins == [{"name": "LOOPLINE_MODEL_SHA256", "value": sha}]
     apply_rollout(settings, "promote", client=api.client())
-    model = _isvc(api, "flight-delay-challenger")["spec"]["predictor"]["model"]
+    model = inference_service(api, "flight-delay-challenger")["spec"]["predictor"]["model"]
     assert {"name": "LOOPLINE_MODEL_SHA256", "value": sha} in model["env"]
 
 
@@ -154,20 +143,21 @@ def test_knative_canary_promote_and_rollback(renders: dict[str, list[kube.Doc]])
     (rollout,) = cronjobs_of(docs, "rollout")
     settings = job_settings(rollout)
     with serving(chart_api_server(docs)) as api:
-        champion_uri = _isvc(api, "flight-delay")["spec"]["predictor"]["model"]["storageUri"]
+        champion = inference_service(api, "flight-delay")["spec"]["predictor"]
+        champion_uri = champion["model"]["storageUri"]
         where = export_location(settings, "v2")
         assert where.path is None
         assert where.uri == champion_uri.rstrip("/") + "-v2"
         apply_rollout(
             settings, "canary", version="v2", storage_uri=where.uri, percent=20, client=api.client()
         )
-        predictor = _isvc(api, "flight-delay")["spec"]["predictor"]
+        predictor = inference_service(api, "flight-delay")["spec"]["predictor"]
         assert (predictor["canaryTrafficPercent"], predictor["model"]["storageUri"]) == (
             20,
             where.uri,
         )
         back = apply_rollout(settings, "rollback", client=api.client())
-        predictor = _isvc(api, "flight-delay")["spec"]["predictor"]
+        predictor = inference_service(api, "flight-delay")["spec"]["predictor"]
         assert (predictor["canaryTrafficPercent"], predictor["model"]["storageUri"]) == (
             0,
             champion_uri,
@@ -175,13 +165,13 @@ def test_knative_canary_promote_and_rollback(renders: dict[str, list[kube.Doc]])
         assert back.storage_uri == champion_uri
         assert (
             "loopline.io/champion-storage-uri"
-            not in _isvc(api, "flight-delay")["metadata"]["annotations"]
+            not in inference_service(api, "flight-delay")["metadata"]["annotations"]
         )
         apply_rollout(
             settings, "canary", version="v3", storage_uri=where.uri, percent=20, client=api.client()
         )
         apply_rollout(settings, "promote", client=api.client())
-        predictor = _isvc(api, "flight-delay")["spec"]["predictor"]
+        predictor = inference_service(api, "flight-delay")["spec"]["predictor"]
         assert "canaryTrafficPercent" not in predictor
         assert predictor["model"]["storageUri"] == where.uri
         with pytest.raises(ClusterError, match="no canary to undo"):

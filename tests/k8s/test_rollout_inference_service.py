@@ -18,12 +18,11 @@ from loopline.settings import Settings
 from loopline.spec import load_spec
 from tests.k8s import kube
 from tests.k8s.apiserver import FakeApiServer
-from tests.k8s.test_cluster import _cronjobs, _isvc, _settings, api
+from tests.k8s.chart_jobs import cronjobs_of, inference_service, job_settings
 from tests.unit.model.test_artifact import FRAME, small_model
 from tests.unit.registry.lineages import bare_lineage
 
 pytestmark = pytest.mark.k8s
-__all__ = ["api"]  # the test API server fixture, holding the chart's objects
 SPEC = load_spec("flight-delay")
 
 
@@ -46,9 +45,9 @@ def test_canary_start_promote_and_roll_back_on_the_inference_service(
     renders: dict[str, list[kube.Doc]], api: FakeApiServer, tmp_path: Path
 ) -> None:
     rollout = next(
-        d for d in _cronjobs(renders["all-flags"], "rollout") if SPEC.name in str(d["metadata"])
+        d for d in cronjobs_of(renders["all-flags"], "rollout") if SPEC.name in str(d["metadata"])
     )
-    settings = _settings(rollout).model_copy(
+    settings = job_settings(rollout).model_copy(
         update={"home": tmp_path / "home", "kubernetes_model_export_dir": tmp_path / "models"}
     )
     registry = registry_of_two(tmp_path / "home")
@@ -58,7 +57,7 @@ def test_canary_start_promote_and_roll_back_on_the_inference_service(
     started = apply_to_inference_service(settings, result("started"), client=api.client())
     assert started is not None
     assert started.challenger_percent == 10
-    (canary,) = _isvc(api, name)["spec"]["canary"]
+    (canary,) = inference_service(api, name)["spec"]["canary"]
     assert canary["predictor"]["name"] == "v2"
     assert canary["predictor"]["model"]["storageUri"] == started.storage_uri
     exported = tmp_path / "models-v2"
@@ -67,12 +66,12 @@ def test_canary_start_promote_and_roll_back_on_the_inference_service(
 
     rolled_back = apply_to_inference_service(settings, result("rolled-back"), client=api.client())
     assert rolled_back is not None
-    assert "canary" not in _isvc(api, name)["spec"]
+    assert "canary" not in inference_service(api, name)["spec"]
     apply_to_inference_service(settings, result("started"), client=api.client())
     promoted = apply_to_inference_service(settings, result("promoted"), client=api.client())
     assert promoted is not None
     assert promoted.challenger_percent == 100
-    assert _isvc(api, name)["spec"]["predictor"]["name"] == "v2"
+    assert inference_service(api, name)["spec"]["predictor"]["name"] == "v2"
     assert apply_to_inference_service(settings, result("waiting"), client=api.client()) is None
 
     with pytest.raises(SettingsError, match="--mode canary"):
