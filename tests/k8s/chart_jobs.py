@@ -65,8 +65,7 @@ def assert_exact_rbac(docs: list[kube.Doc], account: str, requests: list[Request
 def job_account(docs: list[kube.Doc], component: str) -> str:
     (account,) = {
         pod["serviceAccountName"]
-        for d in docs
-        if d["kind"] == "CronJob" and d["metadata"]["name"].startswith(f"loopline-{component}-")
+        for d in cronjobs_of(docs, component)
         for _, pod in kube.pod_specs(d)
     }
     return account

@@ -225,25 +225,37 @@ def validate_prometheus_operator(docs: Sequence[Doc]) -> None:
 def pod_specs(doc: Doc) -> Iterator[tuple[str, Doc]]:
     """(where, pod spec) of every pod an object creates; for an InferenceService the predictor,
     which KServe turns into the pod spec (its containers come from the ServingRuntime)."""
+    for where, _, spec in pod_templates(doc):
+        yield where, spec
+
+
+def pod_templates(doc: Doc) -> Iterator[tuple[str, dict[str, str], Doc]]:
+    """``pod_specs`` with the labels each pod gets (KServe gives an InferenceService's its own)."""
     kind, name = doc["kind"], doc["metadata"]["name"]
     spec = doc.get("spec", {})
     if kind == "Pod":
-        yield f"Pod/{name}", spec
+        yield f"Pod/{name}", _labels(doc), spec
     elif kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
-        yield f"{kind}/{name}", spec["template"]["spec"]
+        yield f"{kind}/{name}", _labels(spec["template"]), spec["template"]["spec"]
     elif kind == "CronJob":
-        yield f"CronJob/{name}", spec["jobTemplate"]["spec"]["template"]["spec"]
+        template = spec["jobTemplate"]["spec"]["template"]
+        yield f"CronJob/{name}", _labels(template), template["spec"]
     elif kind == "InferenceService":
         predictor = dict(spec["predictor"])
         model = predictor.pop("model")
         # KServe names the model container kserve-container and takes its image from the runtime.
         yield (
             f"InferenceService/{name}",
+            _labels(doc),
             {
                 **predictor,
                 "containers": [{"name": "kserve-container", **model}],
             },
         )
+
+
+def _labels(template: Doc) -> dict[str, str]:
+    return dict(template.get("metadata", {}).get("labels", {}))
 
 
 def containers(pod: Doc) -> Iterator[Doc]:

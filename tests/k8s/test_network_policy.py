@@ -29,19 +29,6 @@ def _selects(selector: kube.Doc, labels: dict[str, str]) -> bool:
     return True
 
 
-def _pod_labels(doc: kube.Doc) -> dict[str, str]:
-    """The labels of the pods ``doc`` makes (KServe gives an InferenceService's its own)."""
-    if doc["kind"] in ("Pod", "InferenceService"):
-        return dict(doc["metadata"].get("labels", {}))
-    spec = doc["spec"]
-    template = (
-        spec["jobTemplate"]["spec"]["template"]
-        if doc["kind"] == "CronJob"
-        else spec.get("template", {})
-    )
-    return dict(template.get("metadata", {}).get("labels", {}))
-
-
 def _admitted(policies: list[kube.Doc], labels: dict[str, str], port: kube.Doc) -> bool:
     for policy in policies:
         spec = policy["spec"]
@@ -70,8 +57,7 @@ def test_every_served_port_is_admitted_under_default_deny(
             c for d in docs if d["kind"] == "ServingRuntime" for c in d["spec"]["containers"]
         ]
         for doc in docs:
-            for where, pod in kube.pod_specs(doc):
-                labels = _pod_labels(doc)
+            for where, labels, pod in kube.pod_templates(doc):
                 # KServe takes an InferenceService's containers, ports included, from its runtime.
                 is_isvc = doc["kind"] == "InferenceService"
                 served = runtimes if is_isvc else pod.get("containers", [])

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from tests.integration.serving.conftest import ServingSetup
 from tests.integration.serving.server import Server, start_server
-from tests.reliability import corpus, corpus_grpc
+from tests.reliability import corpus, corpus_grpc, corpus_oip
 from tests.reliability.fuzz import TALLY, budget, check_grpc, check_http
 
 pytestmark = pytest.mark.reliability
@@ -100,7 +100,7 @@ def test_native_batches(http: httpx.Client, case: corpus.HttpCase) -> None:
 
 
 @budget("oip_rest")
-@given(case=corpus.oip_cases())
+@given(case=corpus_oip.oip_cases())
 def test_oip_rest_bodies(http: httpx.Client, case: corpus.HttpCase) -> None:
     response = http.post(case.path, content=case.body, headers=case.headers)
     check_http("oip_rest", response.status_code, response.content, case.tags, case.valid)
